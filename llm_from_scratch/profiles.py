@@ -1,0 +1,80 @@
+"""Run profiles: how big every run in the book is, defined once.
+
+Chapters and the command line read their sizes from here, never from literals spread
+through cells. Each chapter owns one section (a small frozen dataclass); a profile is one
+value of every section.
+
+- ``smoke``: CI. Proves that every cell runs and every check holds, on tiny data and
+  models, a couple of minutes a chapter on 2 CPU cores. Not for quality.
+- ``cpu``: a laptop without a GPU. Real results on the whole local data; the whole book
+  in about an hour on 2 cores.
+- ``gpu``: one CUDA GPU, full-size runs.
+- ``auto``: ``gpu`` when CUDA is available, else ``cpu``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    """Chapter 01: how much TinyStories text to read."""
+
+    max_stories: int | None  # per split; None reads every story available
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    data: DataSizes
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        summary="CI: tiny data and models; proves every cell runs",
+        data=DataSizes(max_stories=400),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        summary="a laptop CPU: real results on the local TinyStories files",
+        data=DataSizes(max_stories=None),
+    ),
+    "gpu": Profile(
+        name="gpu",
+        summary="one CUDA GPU: full-size runs",
+        data=DataSizes(max_stories=None),
+    ),
+}
+
+PROFILE_NAMES = (*PROFILES, "auto")
+
+
+class UnknownProfileError(ValueError):
+    """Raised for a profile name that is not one of ``PROFILE_NAMES``."""
+
+
+def resolve_profile_name(name: str = "auto") -> str:
+    """Map ``auto`` to ``gpu`` or ``cpu``; check every other name."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in PROFILES:
+        raise UnknownProfileError(
+            f"unknown profile {name!r}: use one of {', '.join(PROFILE_NAMES)}"
+        )
+    return name
+
+
+def get_profile(name: str = "auto", **sections) -> Profile:
+    """The profile called ``name``, with whole sections optionally replaced.
+
+    >>> get_profile("smoke").data.max_stories
+    400
+    """
+    profile = PROFILES[resolve_profile_name(name)]
+    return replace(profile, **sections) if sections else profile

@@ -1,0 +1,85 @@
+"""Small glue shared by every chapter: where artifacts live, device, seeds, progress.
+
+Nothing here is taught in the book; the chapters only call it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm as auto_tqdm
+from tqdm.std import tqdm as std_tqdm
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def artifacts_dir(profile: str) -> Path:
+    """The directory where chapters leave results for each other, one per profile.
+
+    ``$LLMFS_HOME/<profile>`` when LLMFS_HOME is set; otherwise ``artifacts/<profile>``
+    in the source checkout the package runs from, or ``~/.cache/llm_from_scratch`` for
+    an installed package.
+    """
+    if os.environ.get("LLMFS_HOME"):
+        root = Path(os.environ["LLMFS_HOME"]).expanduser()
+    elif (_PACKAGE_DIR.parent / "pyproject.toml").exists():
+        root = _PACKAGE_DIR.parent / "artifacts"
+    else:
+        root = Path.home() / ".cache" / "llm_from_scratch"
+    path = root / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """``cuda`` when available, then Apple's ``mps``, else ``cpu`` (or ``prefer``)."""
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) in one call."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def in_book_build() -> bool:
+    """True while the book build executes chapters (it sets LLMFS_BOOK_BUILD=1)."""
+    return os.environ.get("LLMFS_BOOK_BUILD") == "1"
+
+
+class _FinalLineBar(std_tqdm):
+    """A bar that draws nothing while it runs and prints one ASCII line when closed."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(file=open(os.devnull, "w"), ascii=True, ncols=80)
+        super().__init__(*args, **kwargs)
+
+    def close(self):
+        if not self.disable and not getattr(self, "_reported", False):
+            self._reported = True
+            print(str(self), flush=True)
+        super().close()
+        self.fp.close()
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar that renders well wherever the code runs.
+
+    Interactive Jupyter gets the widget bar, a terminal the usual bar. While the book is
+    built, a bar redrawn in place would leave carriage returns and escape codes in the
+    stored output (they break the LaTeX build), so the bar is printed once, in ASCII,
+    when it closes.
+    """
+    bar = _FinalLineBar if in_book_build() else auto_tqdm
+    return bar(iterable, **kwargs)

@@ -1,0 +1,257 @@
+"""Build the book: execute every chapter with papermill, then Jupyter Book → PDF/HTML.
+
+    python tools/book.py --profile cpu --pdf --html
+
+Chapter sources stay output-free. Executed copies go to ``_build/<profile>/`` beside
+copies of ``_config.yml``, ``_toc.yml`` and ``book/``; Jupyter Book builds there. A
+chapter is executed again only when its source, the package or the profile changed
+(``--force`` re-executes everything). The preface's last section,
+*About this build*, is written into the staging copy from what this run measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+BUILD = ROOT / "_build"
+sys.path.insert(0, str(ROOT))  # the package and tools of this checkout, not another
+
+from llm_from_scratch.profiles import PROFILES, UnknownProfileError, resolve_profile_name  # noqa: E402
+from tools import export  # noqa: E402
+
+KEY_PACKAGES = ["torch", "numpy", "tokenizers", "datasets", "transformers", "tiktoken",
+                "triton", "safetensors", "matplotlib", "papermill", "jupyter-book"]
+
+
+class BuildError(Exception):
+    """A problem the user must fix; printed as one line."""
+
+
+def chapter_paths(selected: list[str] | None = None) -> list[Path]:
+    paths = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    if selected:
+        paths = [p for p in paths if any(p.name.startswith(s) for s in selected)]
+        if not paths:
+            raise BuildError(f"no chapter matches {selected}; see {CHAPTERS}")
+    return paths
+
+
+def fingerprint(chapter: Path, profile: str) -> str:
+    """Changes when the chapter, the package or the profile changes."""
+    h = hashlib.sha256(profile.encode())
+    for path in [chapter, *sorted((ROOT / "llm_from_scratch").rglob("*.py"))]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def find_ansi(nb: dict) -> list[int]:
+    """Indices of code cells whose outputs contain terminal escape codes."""
+    bad = []
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            blob = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}))
+            if "\\u001b" in blob:
+                bad.append(i)
+                break
+    return bad
+
+
+def execute(chapter: Path, dest: Path, profile: str, force: bool) -> float:
+    """Execute one chapter into ``dest``; returns its run time in seconds."""
+    import papermill
+
+    stamp = fingerprint(chapter, profile)
+    if dest.exists() and not force:
+        meta = json.loads(dest.read_text(encoding="utf-8"))["metadata"].get("llmfs", {})
+        if meta.get("fingerprint") == stamp:
+            print(f"  {chapter.name}: unchanged, executed {meta['seconds']:.1f} s earlier")
+            return meta["seconds"]
+    print(f"  {chapter.name}: executing with profile {profile} ...", flush=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(chapter), str(dest), parameters={"profile": profile},
+            cwd=str(CHAPTERS), kernel_name="python3", progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as exc:
+        raise BuildError(
+            f"{chapter.name} failed in cell {exc.exec_count} with {exc.ename}: "
+            f"{exc.evalue} (the executed copy with the traceback: {dest})"
+        ) from None
+    seconds = time.perf_counter() - start
+    nb = json.loads(dest.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:  # the reader sees `profile = "auto"`, not the injection
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nb["metadata"]["llmfs"] = {"profile": profile, "seconds": seconds,
+                              "fingerprint": stamp}
+    bad = find_ansi(nb)
+    if bad:
+        raise BuildError(f"{chapter.name}: terminal escape codes in the outputs of "
+                         f"cells {bad}; they break the PDF (use llm_from_scratch.utils"
+                         ".progress for progress bars)")
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"  {chapter.name}: {seconds:.1f} s", flush=True)
+    return seconds
+
+
+def hardware() -> tuple[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cpu = f"{cpu}, {os.cpu_count()} logical cores"
+    try:
+        import torch
+        gpu = (f"{torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
+               if torch.cuda.is_available() else "none")
+    except Exception:  # noqa: BLE001 - reporting only
+        gpu = "unknown"
+    return cpu, gpu
+
+
+def version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def build_info(profile: str, timings: dict[str, float]) -> str:
+    cpu, gpu = hardware()
+    data = os.environ.get("LLMFS_DATA") or "the Hugging Face hub (roneneldan/TinyStories)"
+    rows = "\n".join(f"| {name} | {sec:.1f} |" for name, sec in timings.items())
+    pkgs = "\n".join(f"| {p} | {version(p)} |" for p in KEY_PACKAGES)
+    return f"""
+## About this build
+
+Every output in this book was produced by running the chapters, top to bottom, when
+this copy was built. This page records how.
+
+| | |
+|---|---|
+| date (UTC) | {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} |
+| profile | `{profile}`: {PROFILES[profile].summary} |
+| CPU | {cpu} |
+| GPU | {gpu} |
+| Python | {platform.python_version()} on {platform.system()} {platform.machine()} |
+| data | `{data}` |
+
+Execution time of each chapter, as measured by this build:
+
+| chapter | seconds |
+|---|---:|
+{rows}
+| **total** | **{sum(timings.values()):.1f}** |
+
+Versions of the key packages:
+
+| package | version |
+|---|---|
+{pkgs}
+"""
+
+
+def stage(staging: Path) -> None:
+    staging.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, staging / name)
+    shutil.copytree(ROOT / "book", staging / "book", dirs_exist_ok=True)
+    (staging / "chapters").mkdir(exist_ok=True)
+    wanted = {p.name for p in chapter_paths()}
+    for old in (staging / "chapters").glob("*.ipynb"):
+        if old.name not in wanted:
+            old.unlink()
+
+
+def jupyter_book(staging: Path, builder: str) -> None:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe), "build", str(staging), "--builder", builder, "--keep-going"]
+    log = staging / f"{builder}.log"
+    print(f"  jupyter-book build --builder {builder} (log: {log.relative_to(ROOT)})",
+          flush=True)
+    with log.open("w") as fh:
+        result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=staging)
+    if result.returncode != 0:
+        tail = "".join(log.read_text(errors="replace").splitlines(True)[-25:])
+        raise BuildError(f"jupyter-book {builder} build failed; end of {log}:\n{tail}")
+
+
+def check_data() -> None:
+    from llm_from_scratch.data import DataNotFoundError, local_data_dir
+
+    try:
+        local_data_dir()
+    except DataNotFoundError as exc:
+        raise BuildError(str(exc)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto")
+    parser.add_argument("--chapters", nargs="*", help="only these (e.g. 01 02)")
+    parser.add_argument("--pdf", action="store_true", help="build the PDF")
+    parser.add_argument("--html", action="store_true", help="build the HTML")
+    parser.add_argument("--force", action="store_true", help="re-execute every chapter")
+    args = parser.parse_args(argv)
+    try:
+        try:
+            profile = resolve_profile_name(args.profile)
+        except UnknownProfileError as exc:
+            raise BuildError(f"PROFILE: {exc}") from None
+        if export.drift():
+            raise BuildError("llm_from_scratch/ differs from the chapters: "
+                             "run `make export` (or undo the edit to the generated module)")
+        check_data()
+        staging = BUILD / profile
+        stage(staging)
+        os.environ.update(LLMFS_BOOK_BUILD="1", PYTHONPATH=str(ROOT), NO_COLOR="1",
+                          TERM="dumb", PYDEVD_DISABLE_FILE_VALIDATION="1")
+        print(f"book: profile {profile}, staging in {staging.relative_to(ROOT)}")
+        timings = {p.name: execute(p, staging / "chapters" / p.name, profile, args.force)
+                   for p in chapter_paths(args.chapters)}
+        if args.chapters:  # a partial run still reports every staged chapter
+            for p in chapter_paths():
+                dest = staging / "chapters" / p.name
+                if p.name not in timings and dest.exists():
+                    meta = json.loads(dest.read_text())["metadata"].get("llmfs", {})
+                    timings[p.name] = meta.get("seconds", float("nan"))
+        preface = (ROOT / "book" / "preface.md").read_text(encoding="utf-8")
+        (staging / "book" / "preface.md").write_text(
+            preface + build_info(profile, timings), encoding="utf-8")
+        (staging / "timings.json").write_text(json.dumps(timings, indent=1))
+        if args.pdf:
+            pdf = staging / "book.pdf"
+            pdf.unlink(missing_ok=True)  # never leave an older PDF looking current
+            jupyter_book(staging, "pdflatex")
+            shutil.copy2(staging / "_build" / "latex" / "book.pdf", pdf)
+            print(f"book: PDF at {pdf.relative_to(ROOT)}")
+        if args.html:
+            jupyter_book(staging, "html")
+            print(f"book: HTML at {(staging / '_build/html/index.html').relative_to(ROOT)}")
+    except BuildError as exc:
+        print(f"book: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -109,7 +109,7 @@ def load_stories(split: str = "train", path: str | os.PathLike | None = None,
 
 def _load_from_hub(split: str, max_stories: int | None) -> list[str]:
     # With HF_HUB_OFFLINE set, datasets answers from its cache at once; otherwise a
-    # quick connection test replaces datasets' long retries on a machine that is offline.
+    # quick connection test replaces datasets' long retries on an offline machine.
     if not _hub_offline() and not hub_reachable():
         raise DataNotFoundError(
             f"LLMFS_DATA is not set and the Hugging Face hub is unreachable: "
@@ -141,7 +141,7 @@ def story_hash(text: str) -> int:
 
 
 def exact_duplicates(stories: Iterable[str]) -> list[list[int]]:
-    """Groups of indices of stories equal up to whitespace (only groups of 2 or more)."""
+    """Groups (of two or more) of indices of stories equal up to whitespace."""
     groups: dict[int, list[int]] = defaultdict(list)
     for i, story in enumerate(stories):
         groups[story_hash(story)].append(i)

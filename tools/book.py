@@ -195,6 +195,14 @@ def jupyter_book(staging: Path, builder: str) -> None:
         raise BuildError(f"jupyter-book {builder} build failed; end of {log}:\n{tail}")
 
 
+def prepare_environment() -> None:
+    """What every executed chapter sees: this checkout's package, plain-text output."""
+    os.environ.update(LLMFS_BOOK_BUILD="1", NO_COLOR="1", TERM="dumb",
+                      PYDEVD_DISABLE_FILE_VALIDATION="1")
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
 def check_data() -> None:
     from llm_from_scratch.data import DataNotFoundError, local_data_dir
 
@@ -223,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         check_data()
         staging = BUILD / profile
         stage(staging)
-        os.environ.update(LLMFS_BOOK_BUILD="1", PYTHONPATH=str(ROOT), NO_COLOR="1",
-                          TERM="dumb", PYDEVD_DISABLE_FILE_VALIDATION="1")
+        prepare_environment()
         print(f"book: profile {profile}, staging in {staging.relative_to(ROOT)}")
         timings = {p.name: execute(p, staging / "chapters" / p.name, profile, args.force)
                    for p in chapter_paths(args.chapters)}

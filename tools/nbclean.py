@@ -35,6 +35,37 @@ def clean(nb: dict) -> dict:
     return nb
 
 
+MAX_LINE = 88  # longer code lines wrap mid-token in the PDF
+
+
+def problems(path: Path) -> list[str]:
+    """Everything that breaks the rules for a committed chapter source."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = nbformat.reads(text, as_version=4)
+        nbformat.validate(node)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the finding
+        return [f"{path.name}: not a valid notebook ({type(exc).__name__}: {exc})"]
+    out = []
+    code = [c for c in node.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code):
+        if cell.get("outputs"):
+            out.append(f"{path.name}: code cell {i} is committed with outputs")
+        if cell.get("execution_count") is not None:
+            out.append(f"{path.name}: code cell {i} is committed with an execution count")
+        for n, line in enumerate(cell.source.splitlines(), 1):
+            if len(line) > MAX_LINE:
+                out.append(f"{path.name}: code cell {i} line {n} has {len(line)} "
+                           f"characters (at most {MAX_LINE})")
+    if not code or "parameters" not in code[0].metadata.get("tags", []):
+        out.append(f"{path.name}: the first code cell must be tagged 'parameters'")
+    elif 'profile = "auto"' not in code[0].source:
+        out.append(f'{path.name}: the parameters cell must hold profile = "auto"')
+    if dumps(clean(json.loads(text))) != text:
+        out.append(f"{path.name}: not normalised: run python tools/nbclean.py {path}")
+    return out
+
+
 def dumps(nb: dict) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 

@@ -1,0 +1,83 @@
+"""Chapter sources follow the rules the book build depends on."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tools import nbclean
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def test_there_are_chapters_and_all_are_numbered():
+    assert CHAPTERS, "no chapters found"
+    for path in CHAPTERS:
+        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), path.name
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_source_is_clean(path):
+    assert nbclean.problems(path) == []
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    toc = (ROOT / "_toc.yml").read_text()
+    listed = set(re.findall(r"file:\s*chapters/(\S+)", toc))
+    assert listed == {p.stem for p in CHAPTERS}
+
+
+def _notebook(tmp_path: Path, cells: list[dict]) -> Path:
+    nb = {"cells": cells, "metadata": {"language_info": {"name": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    for i, cell in enumerate(cells):
+        cell.setdefault("id", f"cell-{i}")
+        cell.setdefault("metadata", {})
+        if cell["cell_type"] == "code":
+            cell.setdefault("outputs", [])
+            cell.setdefault("execution_count", None)
+    path = tmp_path / "99_example.ipynb"
+    path.write_text(nbclean.dumps(nb))
+    return path
+
+
+PARAMS = {"cell_type": "code", "source": 'profile = "auto"',
+          "metadata": {"tags": ["parameters"]}}
+
+
+def test_hygiene_accepts_a_clean_notebook(tmp_path):
+    assert nbclean.problems(_notebook(tmp_path, [dict(PARAMS)])) == []
+
+
+def test_hygiene_rejects_a_committed_output(tmp_path):
+    cell = {"cell_type": "code", "source": "print(1)", "execution_count": 1,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "1\n"}]}
+    found = nbclean.problems(_notebook(tmp_path, [dict(PARAMS), cell]))
+    assert any("committed with outputs" in p for p in found)
+    assert any("execution count" in p for p in found)
+
+
+def test_hygiene_rejects_long_lines_and_a_missing_parameters_cell(tmp_path):
+    cell = {"cell_type": "code", "source": "x = '" + "a" * 90 + "'"}
+    found = nbclean.problems(_notebook(tmp_path, [cell]))
+    assert any("characters (at most 88)" in p for p in found)
+    assert any("tagged 'parameters'" in p for p in found)
+
+
+def test_hygiene_rejects_invalid_nbformat(tmp_path):
+    path = tmp_path / "99_bad.ipynb"
+    path.write_text(json.dumps({"cells": [{"cell_type": "code"}], "nbformat": 4}))
+    assert "not a valid notebook" in nbclean.problems(path)[0]
+
+
+def test_nbclean_strips_outputs_and_counts(tmp_path):
+    cell = {"cell_type": "code", "source": "print(1)", "execution_count": 3,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "1\n"}],
+            "metadata": {"lines_to_next_cell": 2}}
+    path = _notebook(tmp_path, [dict(PARAMS), cell])
+    assert nbclean.main([str(path)]) == 0
+    assert nbclean.problems(path) == []

@@ -1,0 +1,43 @@
+"""Glue used by every chapter: progress bars, artifacts, seeds."""
+
+from __future__ import annotations
+
+import torch
+
+from llm_from_scratch import utils
+
+
+def test_progress_in_book_build_prints_one_plain_line(monkeypatch, capsys):
+    monkeypatch.setenv("LLMFS_BOOK_BUILD", "1")
+    total = sum(x for x in utils.progress(range(1000), desc="tokenize"))
+    out, err = capsys.readouterr()
+    assert total == sum(range(1000))
+    assert out.count("\n") == 1 and out.startswith("tokenize: 100%")
+    assert "1000/1000" in out
+    assert "\r" not in out + err and "\x1b" not in out + err and out.isascii()
+
+
+def test_progress_as_a_manual_bar_in_book_build(monkeypatch, capsys):
+    monkeypatch.setenv("LLMFS_BOOK_BUILD", "1")
+    with utils.progress(total=3, desc="steps") as bar:
+        for _ in range(3):
+            bar.update(1)
+    out = capsys.readouterr().out
+    assert out.startswith("steps: 100%") and "3/3" in out and out.count("\n") == 1
+
+
+def test_artifacts_dir_follows_llmfs_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMFS_HOME", str(tmp_path))
+    path = utils.artifacts_dir("smoke")
+    assert path == tmp_path / "smoke" and path.is_dir()
+
+
+def test_set_seed_makes_torch_reproducible():
+    utils.set_seed(123)
+    a = torch.randn(4)
+    utils.set_seed(123)
+    assert torch.equal(a, torch.randn(4))
+
+
+def test_pick_device_honours_a_preference():
+    assert utils.pick_device("cpu") == torch.device("cpu")

@@ -6,6 +6,7 @@ PROFILE ?= auto
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 EXTRAS  ?= book,test,kernels
+PYTEST_ARGS ?=
 
 .PHONY: setup tex book pdf html test export clean distclean help
 
@@ -13,6 +14,7 @@ help:
 	@echo "make book [PROFILE=smoke|cpu|gpu|auto]  execute the chapters, build PDF + HTML"
 	@echo "make pdf | make html                     only one of the two outputs"
 	@echo "make test                                unit tests, chapters (smoke), smoke PDF"
+	@echo "make test PYTEST_ARGS='-m \"not chapters and not pdf\"'   the fast part only"
 	@echo "make export                              regenerate llm_from_scratch/ from chapters"
 	@echo "make setup                               only the environment (.venv and TeX)"
 	@echo "make clean                               remove _build/ (artifacts/ stays)"
@@ -36,7 +38,7 @@ html: $(VENV)/.installed
 	@$(PY) tools/book.py --profile $(PROFILE) --html
 
 test: setup
-	@$(PY) -m pytest
+	@$(PY) -m pytest $(PYTEST_ARGS)
 
 export: $(VENV)/.installed
 	@$(PY) tools/export.py

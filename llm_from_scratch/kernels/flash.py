@@ -4,10 +4,10 @@
 """FlashAttention in Triton: forward and backward kernels, and the autograd function.
 
 On a CUDA GPU the kernels compile to native code. Elsewhere they run in Triton's
-interpreter, on CPU tensors, when the environment variable ``TRITON_INTERPRET=1`` is set
-before this module is imported (slow: for checks on small shapes). Scores and the
-softmax statistics are kept in fp32 whatever the input type; fp32 inputs on a GPU are
-multiplied in TF32, Triton's default for ``tl.dot``.
+interpreter, on CPU tensors, when the environment variable ``TRITON_INTERPRET=1``
+is set before this module is imported (slow: for checks on small shapes). Scores
+and softmax statistics are kept in fp32 whatever the input type; fp32 inputs on a
+GPU are multiplied in TF32, Triton's default for ``tl.dot``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import triton.language as tl
 def _flash_fwd(Q, K, V, O, LSE, T, scale,
                CAUSAL: tl.constexpr, D: tl.constexpr,
                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One program: BLOCK_M query rows of one (batch, head), every key tile in turn."""
+    """One program: BLOCK_M query rows of one (batch, head), key tile by key tile."""
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)  # which (batch, head): tensors are (B * H, T, D)
     Q, K, V, O = Q + bh * T * D, K + bh * T * D, V + bh * T * D, O + bh * T * D
@@ -70,7 +70,8 @@ def _flash_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, T, scale,
     start_n = tl.program_id(0) * BLOCK_N
     bh = tl.program_id(1)
     Q, K, V, DO = Q + bh * T * D, K + bh * T * D, V + bh * T * D, DO + bh * T * D
-    DK, DV, LSE, DELTA = DK + bh * T * D, DV + bh * T * D, LSE + bh * T, DELTA + bh * T
+    DK, DV = DK + bh * T * D, DV + bh * T * D
+    LSE, DELTA = LSE + bh * T, DELTA + bh * T
     cols = start_n + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D)
@@ -85,8 +86,9 @@ def _flash_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, T, scale,
     for start_m in range(begin, T, BLOCK_M):
         rows = start_m + offs_m
         q_mask = rows[:, None] < T
-        q = tl.load(Q + rows[:, None] * D + offs_d[None, :], mask=q_mask, other=0.0)
-        do = tl.load(DO + rows[:, None] * D + offs_d[None, :], mask=q_mask, other=0.0)
+        tile = rows[:, None] * D + offs_d[None, :]
+        q = tl.load(Q + tile, mask=q_mask, other=0.0)
+        do = tl.load(DO + tile, mask=q_mask, other=0.0)
         lse = tl.load(LSE + rows, mask=rows < T, other=0.0)
         delta = tl.load(DELTA + rows, mask=rows < T, other=0.0)
         s = tl.dot(q, tl.trans(k)) * scale  # (BLOCK_M, BLOCK_N)

@@ -12,7 +12,7 @@ import torch
 
 def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                     causal: bool = True, block: int = 64) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d) + mask) v, one (block x block) tile of scores at a time.
+    """softmax(q k^T / sqrt(d) + mask) v, one (block x block) tile of scores at once.
 
     q, k, v are (..., T, d) with the same T. No (T, T) matrix is ever built: the
     extra memory is a few (..., block, block) tiles and per-row statistics.

@@ -27,10 +27,27 @@ class DataSizes:
 
 
 @dataclass(frozen=True)
+class ModelSizes:
+    """Chapter 03: the shape of the model the book trains (chapter 04 trains it).
+
+    The vocabulary size is not here: it is the tokenizer's (chapter 01).
+    """
+
+    n_layers: int  # transformer blocks
+    n_heads: int  # query heads
+    n_kv_heads: int  # key/value heads (grouped-query attention)
+    d_model: int  # width of the residual stream
+    context_len: int  # longest sequence the model is trained on
+    tie_embeddings: bool  # the LM head reuses the token embedding matrix
+    depth_demo_layers: int  # depth of the narrow model in the initialisation figure
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
     data: DataSizes
+    model: ModelSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -38,16 +55,22 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         summary="CI: tiny data and models; proves every cell runs",
         data=DataSizes(max_stories=400),
+        model=ModelSizes(n_layers=2, n_heads=4, n_kv_heads=2, d_model=64,
+                         context_len=64, tie_embeddings=True, depth_demo_layers=16),
     ),
     "cpu": Profile(
         name="cpu",
         summary="a laptop CPU: real results on the local TinyStories files",
         data=DataSizes(max_stories=None),
+        model=ModelSizes(n_layers=6, n_heads=8, n_kv_heads=4, d_model=256,
+                         context_len=256, tie_embeddings=True, depth_demo_layers=48),
     ),
     "gpu": Profile(
         name="gpu",
         summary="one CUDA GPU: full-size runs",
         data=DataSizes(max_stories=None),
+        model=ModelSizes(n_layers=12, n_heads=12, n_kv_heads=4, d_model=768,
+                         context_len=1024, tie_embeddings=True, depth_demo_layers=48),
     ),
 }
 

@@ -27,6 +27,24 @@ class DataSizes:
 
 
 @dataclass(frozen=True)
+class AttentionSizes:
+    """Chapter 02: the attention layers it builds and the sweep that times them."""
+
+    d_model: int  # width of the example layers
+    n_heads: int  # query heads of the example layers
+    n_kv_heads: int  # key/value heads of the grouped-query example
+    sweep_seq_lens: tuple[int, ...]  # sequence lengths of the time/memory sweep
+    sweep_batch: int  # batch size of the sweep
+    sweep_heads: int  # heads of the sweep
+    sweep_head_dim: int  # head dimension of the sweep
+    naive_max_seq_len: int  # the naive version (T x T scores) stops here in the sweep
+    tile: int  # query and key block of the tiled PyTorch attention
+    triton_block: int  # query and key block of the Triton kernel
+    triton_seq_len: int  # sequence length of the Triton checks (interpreted on a CPU)
+    repeats: int  # timed repetitions per point (the median is kept)
+
+
+@dataclass(frozen=True)
 class ModelSizes:
     """Chapter 03: the shape of the model the book trains (chapter 04 trains it).
 
@@ -47,6 +65,7 @@ class Profile:
     name: str
     summary: str
     data: DataSizes
+    attention: AttentionSizes
     model: ModelSizes
 
 
@@ -55,6 +74,10 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         summary="CI: tiny data and models; proves every cell runs",
         data=DataSizes(max_stories=400),
+        attention=AttentionSizes(
+            d_model=64, n_heads=4, n_kv_heads=2, sweep_seq_lens=(64, 128, 256, 512),
+            sweep_batch=1, sweep_heads=2, sweep_head_dim=32, naive_max_seq_len=512,
+            tile=64, triton_block=16, triton_seq_len=40, repeats=3),
         model=ModelSizes(n_layers=2, n_heads=4, n_kv_heads=2, d_model=64,
                          context_len=64, tie_embeddings=True, depth_demo_layers=16),
     ),
@@ -62,6 +85,11 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         summary="a laptop CPU: real results on the local TinyStories files",
         data=DataSizes(max_stories=None),
+        attention=AttentionSizes(
+            d_model=256, n_heads=8, n_kv_heads=2,
+            sweep_seq_lens=(256, 512, 1024, 2048, 4096), sweep_batch=1, sweep_heads=4,
+            sweep_head_dim=64, naive_max_seq_len=4096, tile=256, triton_block=32,
+            triton_seq_len=100, repeats=5),
         model=ModelSizes(n_layers=6, n_heads=8, n_kv_heads=4, d_model=256,
                          context_len=256, tie_embeddings=True, depth_demo_layers=48),
     ),
@@ -69,6 +97,11 @@ PROFILES: dict[str, Profile] = {
         name="gpu",
         summary="one CUDA GPU: full-size runs",
         data=DataSizes(max_stories=None),
+        attention=AttentionSizes(
+            d_model=1024, n_heads=16, n_kv_heads=4,
+            sweep_seq_lens=(512, 1024, 2048, 4096, 8192, 16384), sweep_batch=1,
+            sweep_heads=16, sweep_head_dim=64, naive_max_seq_len=8192, tile=512,
+            triton_block=64, triton_seq_len=1000, repeats=10),
         model=ModelSizes(n_layers=12, n_heads=12, n_kv_heads=4, d_model=768,
                          context_len=1024, tie_embeddings=True, depth_demo_layers=48),
     ),

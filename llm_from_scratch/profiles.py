@@ -21,9 +21,14 @@ import torch
 
 @dataclass(frozen=True)
 class DataSizes:
-    """Chapter 01: how much TinyStories text to read."""
+    """Chapter 01: how much TinyStories text to read, and the tokenizer's sizes."""
 
     max_stories: int | None  # per split; None reads every story available
+    vocab_size: int  # the production tokenizer: bytes + merges + <|endoftext|>
+    bpe_demo_stories: int  # corpus on which the naive and fast BPE trainers race
+    bpe_demo_vocab: int  # vocabulary size of that race
+    compression_vocab_sizes: tuple[int, ...]  # vocabulary sizes of the compression plot
+    shard_tokens: int  # tokens per shard file
 
 
 @dataclass(frozen=True)
@@ -45,42 +50,73 @@ class AttentionSizes:
 
 
 @dataclass(frozen=True)
+class ModelSizes:
+    """Chapter 03: the shape of the model the book trains (chapter 04 trains it).
+
+    The vocabulary size is not here: it is the tokenizer's (chapter 01).
+    """
+
+    n_layers: int  # transformer blocks
+    n_heads: int  # query heads
+    n_kv_heads: int  # key/value heads (grouped-query attention)
+    d_model: int  # width of the residual stream
+    context_len: int  # longest sequence the model is trained on
+    tie_embeddings: bool  # the LM head reuses the token embedding matrix
+    depth_demo_layers: int  # depth of the narrow model in the initialisation figure
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
     data: DataSizes
     attention: AttentionSizes
+    model: ModelSizes
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         summary="CI: tiny data and models; proves every cell runs",
-        data=DataSizes(max_stories=400),
+        data=DataSizes(max_stories=400, vocab_size=512, bpe_demo_stories=100,
+                      bpe_demo_vocab=300, compression_vocab_sizes=(300, 512, 1024),
+                      shard_tokens=2**15),
         attention=AttentionSizes(
             d_model=64, n_heads=4, n_kv_heads=2, sweep_seq_lens=(64, 128, 256, 512),
             sweep_batch=1, sweep_heads=2, sweep_head_dim=32, naive_max_seq_len=512,
             tile=64, triton_block=16, triton_seq_len=40, repeats=3),
+        model=ModelSizes(n_layers=2, n_heads=4, n_kv_heads=2, d_model=64,
+                         context_len=64, tie_embeddings=True, depth_demo_layers=16),
     ),
     "cpu": Profile(
         name="cpu",
         summary="a laptop CPU: real results on the local TinyStories files",
-        data=DataSizes(max_stories=None),
+        data=DataSizes(max_stories=None, vocab_size=4096, bpe_demo_stories=600,
+                       bpe_demo_vocab=512,
+                       compression_vocab_sizes=(320, 512, 1024, 2048, 4096, 8192),
+                       shard_tokens=2**20),
         attention=AttentionSizes(
             d_model=256, n_heads=8, n_kv_heads=2,
             sweep_seq_lens=(256, 512, 1024, 2048, 4096), sweep_batch=1, sweep_heads=4,
             sweep_head_dim=64, naive_max_seq_len=4096, tile=256, triton_block=32,
             triton_seq_len=100, repeats=5),
+        model=ModelSizes(n_layers=6, n_heads=8, n_kv_heads=4, d_model=256,
+                         context_len=256, tie_embeddings=True, depth_demo_layers=48),
     ),
     "gpu": Profile(
         name="gpu",
         summary="one CUDA GPU: full-size runs",
-        data=DataSizes(max_stories=None),
+        data=DataSizes(max_stories=None, vocab_size=8192, bpe_demo_stories=600,
+                       bpe_demo_vocab=512,
+                       compression_vocab_sizes=(512, 1024, 2048, 4096, 8192, 16384),
+                       shard_tokens=2**24),
         attention=AttentionSizes(
             d_model=1024, n_heads=16, n_kv_heads=4,
             sweep_seq_lens=(512, 1024, 2048, 4096, 8192, 16384), sweep_batch=1,
             sweep_heads=16, sweep_head_dim=64, naive_max_seq_len=8192, tile=512,
             triton_block=64, triton_seq_len=1000, repeats=10),
+        model=ModelSizes(n_layers=12, n_heads=12, n_kv_heads=4, d_model=768,
+                         context_len=1024, tie_embeddings=True, depth_demo_layers=48),
     ),
 }
 

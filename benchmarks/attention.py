@@ -133,6 +133,7 @@ def main(argv=None) -> int:
                                     args.repeats)
             except torch.OutOfMemoryError:
                 failed.add(name)
+            if name in failed:  # outside `except`: its traceback no longer holds memory
                 print(f"{T:>6} {name:>7} {'oom':>9}")
                 torch.cuda.empty_cache()
                 continue

@@ -145,6 +145,8 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # (B, nkv, S, hs), S = past + T
         S = k.size(2)
+        # Repeat kv heads here (SDPA's enable_gqa needs torch >= 2.5); the cache
+        # above still stores only n_kv_heads, which is where GQA saves memory.
         n_rep = self.n_heads // self.n_kv_heads
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, S, hs)
         if S == T:  # no past: the plain causal mask, which SDPA applies itself

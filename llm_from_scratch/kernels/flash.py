@@ -5,7 +5,7 @@
 
 On a CUDA GPU the kernels compile to native code. Elsewhere they run in Triton's
 interpreter, on CPU tensors, when the environment variable ``TRITON_INTERPRET=1``
-is set before this module is imported (slow: for checks on small shapes). Scores
+is set before Triton is first imported (slow: for checks on small shapes). Scores
 and softmax statistics are kept in fp32 whatever the input type; fp32 inputs on a
 GPU are multiplied in TF32, Triton's default for ``tl.dot``.
 """

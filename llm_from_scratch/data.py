@@ -292,7 +292,7 @@ def lsh_candidates(signatures: np.ndarray, bands: int, rows: int
 
 def near_duplicates(stories: list[str], threshold: float = NEAR_DUP_THRESHOLD
                     ) -> list[tuple[int, int, float]]:
-    """(i, j, exact Jaccard) of the pairs LSH finds at or above threshold, best first."""
+    """(i, j, exact Jaccard) of the pairs LSH finds at or above threshold."""
     sets = [shingles(s) for s in stories]
     bands, rows = lsh_bands(threshold)
     found = ((i, j, jaccard(sets[i], sets[j]))

@@ -248,7 +248,7 @@ def minhash_signatures(shingle_sets: list[np.ndarray],
     if sizes.min(initial=1) == 0:
         raise ValueError("every shingle set needs at least one shingle")
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    flat = fmix32(np.concatenate(shingle_sets)) if len(sizes) else np.zeros(0, np.uint32)
+    flat = fmix32(np.concatenate([np.zeros(0, np.uint32), *shingle_sets]))
     sig = np.empty((len(sizes), len(a)), dtype=np.uint32)
     lo = 0
     while lo < len(sizes):  # whole stories, about `block` shingles at a time
@@ -275,8 +275,9 @@ def lsh_bands(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
     return min(shapes, key=lambda br: abs((1 / br[0]) ** (1 / br[1]) - threshold))
 
 
-def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
-    """Pairs (i < j) of rows whose signatures agree on all rows of at least one band."""
+def lsh_candidates(signatures: np.ndarray, bands: int, rows: int
+                   ) -> set[tuple[int, int]]:
+    """Pairs (i < j) of rows whose signatures agree on all rows of some band."""
     pairs: set[tuple[int, int]] = set()
     for band in range(bands):
         keys = signatures[:, band * rows:(band + 1) * rows]
@@ -291,7 +292,7 @@ def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[i
 
 def near_duplicates(stories: list[str], threshold: float = NEAR_DUP_THRESHOLD
                     ) -> list[tuple[int, int, float]]:
-    """(i, j, exact Jaccard) for the pairs LSH finds at or above threshold, best first."""
+    """(i, j, exact Jaccard) of the pairs LSH finds at or above threshold."""
     sets = [shingles(s) for s in stories]
     bands, rows = lsh_bands(threshold)
     found = ((i, j, jaccard(sets[i], sets[j]))

@@ -125,7 +125,7 @@ def from_hf_state_dict(weights: dict[str, torch.Tensor], c: GPTConfig,
     unexpected = sorted(weights.keys() - expected.keys())
     if missing or unexpected:
         raise CheckpointError(f"{source}: missing tensors {missing[:5]}, unexpected "
-                              f"tensors {unexpected[:5]} (for the shape in config.json)")
+                              f"tensors {unexpected[:5]} (for config.json's shape)")
     for key, shape in expected.items():
         if tuple(weights[key].shape) != shape:
             raise CheckpointError(f"{source}: {key} has shape "

@@ -124,7 +124,8 @@ class GPTConfig:
 
     @classmethod
     def from_profile(cls, sizes, vocab_size: int, **overrides) -> GPTConfig:
-        """The config of a profile's ``model`` section, with the tokenizer's vocabulary."""
+        """The config of a profile's ``model`` section; the vocabulary is the
+        tokenizer's."""
         fields = dict(n_layers=sizes.n_layers, n_heads=sizes.n_heads,
                       n_kv_heads=sizes.n_kv_heads, d_model=sizes.d_model,
                       context_len=sizes.context_len,
@@ -157,7 +158,7 @@ class GPT(nn.Module):
         std = self.config.init_std
         residual_std = std / math.sqrt(2 * self.config.n_layers)  # 2 adds per block
         for name, p in self.named_parameters():
-            if name.endswith("norm.weight") or name.endswith("layernorm.weight"):
+            if name.endswith("norm.weight"):  # input_, post_attention_layernorm too
                 nn.init.ones_(p)
             elif name.endswith(("o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=residual_std)
@@ -171,7 +172,7 @@ class GPT(nn.Module):
         kv_caches: None, or one cache per layer (see CausalSelfAttention); start_pos:
         the position of idx's first token (non-zero after a cached prefix).
         """
-        B, T = idx.shape
+        T = idx.size(1)
         if start_pos + T > self.config.context_len:
             raise ValueError(f"positions {start_pos}..{start_pos + T - 1} exceed "
                              f"context_len={self.config.context_len}")

@@ -115,7 +115,7 @@ PROFILES: dict[str, Profile] = {
             sweep_seq_lens=(512, 1024, 2048, 4096, 8192, 16384), sweep_batch=1,
             sweep_heads=16, sweep_head_dim=64, naive_max_seq_len=8192, tile=512,
             triton_block=64, triton_seq_len=1000, repeats=10),
-        model=ModelSizes(n_layers=12, n_heads=12, n_kv_heads=4, d_model=768,
+        model=ModelSizes(n_layers=18, n_heads=12, n_kv_heads=4, d_model=768,
                          context_len=1024, tie_embeddings=True, depth_demo_layers=48),
     ),
 }

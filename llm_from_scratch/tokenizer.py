@@ -43,10 +43,12 @@ def gpt2_byte_to_unicode() -> dict[int, str]:
     return {b: chr(b if i < 188 else 256 + i - 188) for i, b in enumerate(order)}
 
 
-def count_words(texts: Iterable[str], special_tokens: Iterable[str] = (EOT,)) -> Counter:
-    """How often each pre-token occurs; special tokens cut the text and are not counted."""
+def count_words(texts: Iterable[str], special_tokens: Iterable[str] = (EOT,)
+                ) -> Counter:
+    """How often each pre-token occurs; special tokens cut the text, uncounted."""
     specials = sorted(special_tokens, key=len, reverse=True)
-    splitter = regex.compile("|".join(map(regex.escape, specials))) if specials else None
+    splitter = (regex.compile("|".join(map(regex.escape, specials)))
+                if specials else None)
     counts: Counter = Counter()
     for text in texts:
         for part in splitter.split(text) if splitter else [text]:
@@ -149,7 +151,7 @@ class BPETokenizer:
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int,
               special_tokens: Iterable[str] = (EOT,)) -> BPETokenizer:
-        """Learn merges until the vocabulary (bytes, merges, specials) has vocab_size."""
+        """Learn merges until bytes + merges + special tokens make vocab_size."""
         specials = list(special_tokens)
         num_merges = vocab_size - 256 - len(specials)
         return cls(train_bpe(count_words(texts, specials), num_merges), specials)
@@ -208,7 +210,7 @@ class BPETokenizer:
 
 
 def encode_stream(tok: BPETokenizer, chunks: Iterable[str]) -> Iterator[int]:
-    """Encode a stream of text pieces lazily; yields exactly tok.encode("".join(chunks))."""
+    """Encode text pieces lazily; yields exactly tok.encode("".join(chunks))."""
     buffer = ""
     for chunk in chunks:
         buffer += chunk

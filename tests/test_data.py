@@ -35,7 +35,8 @@ def test_repair_mojibake_leaves_correct_text_alone(valid_stories):
     assert all(repair_mojibake(s) == s for s in clean)
 
 
-def test_cleaning_real_valid_split_repairs_mojibake_and_leaves_only_ascii(valid_stories):
+def test_cleaning_real_valid_split_repairs_mojibake_leaves_only_ascii(
+        valid_stories):
     damaged = [s for s in valid_stories if "\u00e2\u20ac" in s]
     kept, report = clean_stories(valid_stories)
     assert len(damaged) > 0 and report["mojibake repaired"] == len(damaged)

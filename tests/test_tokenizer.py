@@ -17,18 +17,21 @@ from llm_from_scratch.tokenizer import (
 ADVERSARIAL = [
     "", " ", "   ", "\n\n\n", "  two  spaces,\ttab\t\tand\n\n\nnewlines \n ",
     "trailing spaces   ", "caf\u00e9 vs cafe\u0301, na\u00efve \u00c5ngstr\u00f6m",
-    "\u03a9\u03bc\u03ad\u03b3\u03b1 \u4e2d\u6587 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8",
+    "\u03a9\u03bc\u03ad\u03b3\u03b1 \u4e2d\u6587",  # Greek, Chinese
+    "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8",  # Japanese
     "family \U0001f469\u200d\U0001f469\u200d\U0001f467 party \U0001f389\U0001f389!",
     "a<|endoftext|>b <|endoftext|><|endoftext|> <|endoftext <|endof|>",
     "<|endoftext|>", "year 2024: 1,234,567.89 and 3.14159", "it's I'M we'll 'll 's''s",
     "\u00a0\u2003nbsp and em space\u3000", "\U0001f600" * 5, "\x00\x01\x7f control",
-    "\u0645\u0631\u062d\u0628\u0627 \u05e9\u05dc\u05d5\u05dd", "ZWJ\u200dJoin \ufeffBOM",
+    "\u0645\u0631\u062d\u0628\u0627 \u05e9\u05dc\u05d5\u05dd",  # Arabic, Hebrew
+    "ZWJ\u200dJoin \ufeffBOM",
 ]
 
 
 @pytest.fixture(scope="module")
 def gpt2(data_dir):
-    return bpe_from_gpt2_files(data_dir / "gpt2-vocab.json", data_dir / "gpt2-merges.txt")
+    return bpe_from_gpt2_files(data_dir / "gpt2-vocab.json",
+                               data_dir / "gpt2-merges.txt")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,7 @@ STREAM_PIECES = st.sampled_from(
 def test_encode_iterable_equals_encode_for_any_chunking(gpt2, groups, cuts):
     # Chunks end at piece boundaries (where tokens change) and at random positions.
     text = "".join("".join(g) for g in groups)
-    ends = [len("".join("".join(g) for g in groups[:k + 1])) for k in range(len(groups))]
+    ends = [len("".join(map("".join, groups[:k + 1]))) for k in range(len(groups))]
     cuts = sorted({min(c, len(text)) for c in cuts} | set(ends))
     chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
     assert list(gpt2.encode_iterable(iter(chunks))) == gpt2.encode(text)

@@ -7,14 +7,20 @@ Each subcommand is a thin layer over the package; chapters add the real work
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import platform
+import signal
 import sys
+import typing
 
 import torch
 
 from llm_from_scratch import __version__
 from llm_from_scratch.data import DataNotFoundError, local_data_dir
-from llm_from_scratch.profiles import PROFILE_NAMES, UnknownProfileError, get_profile
+from llm_from_scratch.hf import CheckpointError
+from llm_from_scratch.profiles import (PROFILE_NAMES, TrainSizes, UnknownProfileError,
+                                       get_profile)
 from llm_from_scratch.utils import artifacts_dir, pick_device
 
 
@@ -34,12 +40,102 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# TrainSizes fields that `llmfs train` can override (the timing and the scaling sweep
+# belong to the chapter, not to a training run).
+TRAIN_OPTIONS = [f.name for f in dataclasses.fields(TrainSizes)
+                 if not f.name.startswith(("timing_", "sweep_"))]
+
+
+def _start_distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group only when torchrun started us."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Pretrain the profile's model (chapter 04); resumes an interrupted run."""
+    from llm_from_scratch.data import prepare_tokens
+    from llm_from_scratch.train import final_evaluation, perplexity, pretrain
+
+    overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS
+                 if getattr(args, k) is not None}
+    if "sample_steps" in overrides:
+        overrides["sample_steps"] = tuple(overrides["sample_steps"])
+    rank, world = _start_distributed()
+    try:
+        if world > 1:  # one process makes the tokenizer and shards; the rest wait
+            if rank == 0:
+                prepare_tokens(args.profile, args.data)
+            torch.distributed.barrier()
+        result, _, _ = pretrain(args.profile, data_path=args.data, out_dir=args.out,
+                                resume=not args.restart, stop_at_step=args.stop_at_step,
+                                **overrides)
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+    if rank != 0:
+        return 0
+    run_dir = result.checkpoint.parent.parent if result.checkpoint else args.out
+    print(f"run:        {run_dir}")
+    if result.resumed_from and result.resumed_from == result.step:
+        print(f"nothing to do: the run was already at step {result.step}")
+    elif result.resumed_from:
+        print(f"resumed from step {result.resumed_from}")
+    rate = result.tokens / result.seconds if result.seconds else 0.0
+    print(f"steps:      {result.step:,}, {result.tokens:,} tokens, "
+          f"{result.seconds:,.0f} s of training, {rate:,.0f} tokens/s")
+    if result.stopped:
+        print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
+              f"{result.checkpoint}; run the same command again to resume")
+    else:
+        final = final_evaluation(result)
+        print(f"validation: loss {final['loss']:.4f} (perplexity "
+              f"{perplexity(final['loss']):.2f}), {final['bpb']:.4f} bits per byte, "
+              f"over {final['tokens']:,} tokens")
+    if result.stopped in ("SIGINT", "SIGTERM"):
+        return 128 + signal.Signals[result.stopped].value  # the shell's convention
+    return 0
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(TrainSizes)
+    group = parser.add_argument_group("overrides of the profile's TrainSizes")
+    for name in TRAIN_OPTIONS:
+        flag, kind = "--" + name.replace("_", "-"), hints[name]
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif typing.get_origin(kind) is tuple:
+            group.add_argument(flag, type=int, nargs="*", metavar="STEP")
+        else:
+            group.add_argument(flag, type=kind, metavar=name.split("_")[-1].upper())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmfs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help=cmd_info.__doc__)
     info.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
     info.set_defaults(func=cmd_info)
+    train = sub.add_parser("train", help=cmd_train.__doc__,
+                           description=cmd_train.__doc__ + " Works under torchrun.")
+    train.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    train.add_argument("--data", default=None,
+                       help="folder of TinyStories text files (default: $LLMFS_DATA)")
+    train.add_argument("--out", default=None,
+                       help="run folder (default: artifacts/<profile>/pretrain/<id>)")
+    train.add_argument("--restart", action="store_true",
+                       help="start again instead of resuming a checkpoint")
+    train.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
+                       help="stop cleanly, with a checkpoint, after this step")
+    _add_train_options(train)
+    train.set_defaults(func=cmd_train)
     return parser
 
 
@@ -47,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UnknownProfileError, DataNotFoundError) as exc:
+    except (UnknownProfileError, DataNotFoundError, CheckpointError) as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # train.NonFiniteLossError: its diagnosis
+        print(f"llmfs: training stopped: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

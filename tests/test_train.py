@@ -401,3 +401,45 @@ def test_sample_draws_from_its_own_generator():
     assert torch.equal(torch.get_rng_state(), before)  # training's RNG untouched
     assert a == sample(model, [1, 2, 3], 10, seed=4) and len(a) == 10
     assert all(0 <= t < V for t in a)
+
+
+# --- the command line ---------------------------------------------------------------
+
+def llmfs_train(*args: str, home: Path, data_dir: Path, launcher=(sys.executable, "-m"),
+                **popen):
+    env = {**os.environ, "LLMFS_HOME": str(home), "LLMFS_DATA": str(data_dir),
+           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([*launcher, "llm_from_scratch", "train", "--profile",
+                             "smoke", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def test_cli_train_stops_on_sigterm_with_a_checkpoint_and_resumes(tmp_path, data_dir):
+    out = tmp_path / "run"
+    proc = llmfs_train("--max-steps", "100000", "--out", str(out), home=tmp_path,
+                       data_dir=data_dir)
+    wait_for_step(out / "metrics.jsonl", 3, proc, timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped (SIGTERM)" in stdout and "run the same command again" in stdout
+    step = read_checkpoint_state(latest_checkpoint(out / "checkpoints"))["step"]
+    proc = llmfs_train("--max-steps", "100000", "--out", str(out), "--stop-at-step",
+                       str(step + 2), home=tmp_path, data_dir=data_dir)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert f"resumed from step {step}" in stdout
+    assert read_checkpoint_state(latest_checkpoint(out / "checkpoints"))["step"] == step + 2
+
+
+def test_cli_train_runs_under_torchrun(tmp_path, data_dir):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = llmfs_train("--max-steps", "3", "--out", str(tmp_path / "run"),
+                       home=tmp_path, data_dir=data_dir,
+                       launcher=(str(torchrun), "--standalone", "--nproc_per_node=2",
+                                 "-m"))
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert stdout.count("validation: loss") == 1  # only rank 0 reports
+    assert read_checkpoint_state(latest_checkpoint(tmp_path / "run" / "checkpoints")
+                                 )["step"] == 3

@@ -110,7 +110,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     for name in TRAIN_OPTIONS:
         flag, kind = "--" + name.replace("_", "-"), hints[name]
         if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction,
+                               default=None)
         elif typing.get_origin(kind) is tuple:
             group.add_argument(flag, type=int, nargs="*", metavar="STEP")
         else:

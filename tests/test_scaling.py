@@ -39,8 +39,8 @@ def test_power_law_fit_recovers_a_known_law():
 
 
 def test_frontier_is_the_lowest_curve_where_runs_overlap():
-    runs = [{"curve": [(1e9, 5.0), (1e10, 4.0), (1e11, 3.5)]},   # small: fast, then flat
-            {"curve": [(1e9, 6.0), (1e10, 4.2), (1e11, 3.0)]}]   # large: slow, then best
+    runs = [{"curve": [(1e9, 5.0), (1e10, 4.0), (1e11, 3.5)]},  # small: fast, flat
+            {"curve": [(1e9, 6.0), (1e10, 4.2), (1e11, 3.0)]}]  # large: slow, best
     grid, best = loss_frontier(runs, points=3)
     assert grid[0] == pytest.approx(1e9) and grid[-1] == pytest.approx(1e11)
     assert best.tolist() == pytest.approx([5.0, 4.0, 3.0])

@@ -429,7 +429,8 @@ def test_cli_train_stops_on_sigterm_with_a_checkpoint_and_resumes(tmp_path, data
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert f"resumed from step {step}" in stdout
-    assert read_checkpoint_state(latest_checkpoint(out / "checkpoints"))["step"] == step + 2
+    state = read_checkpoint_state(latest_checkpoint(out / "checkpoints"))
+    assert state["step"] == step + 2
 
 
 def test_cli_train_runs_under_torchrun(tmp_path, data_dir):

@@ -499,8 +499,9 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module,
     device = next(unwrap(model).parameters()).device
     try:
         load_model(unwrap(model), str(path / "model.safetensors"), device=str(device))
-    except (RuntimeError, SafetensorError) as exc:
-        first = str(exc).strip().splitlines()[0]
+    except (RuntimeError, SafetensorError) as exc:  # name the first misfit
+        lines = [x.strip() for x in str(exc).strip().splitlines()]
+        first = next((x for x in lines[1:] if x), lines[0])
         raise CheckpointMismatchError(
             f"{path / 'model.safetensors'} does not fit this model: {first}") from None
     if optimizer is not None:
@@ -931,6 +932,10 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
         if not final.exists():  # the whole validation split, once
             r = evaluate(model, fixed_batches(valid, sizes.batch_size),
                          config.precision, token_bytes)
+            cpu = device.type == "cpu"
+            threads = f", {torch.get_num_threads()} threads" if cpu else ""
+            r.update(device=f"{device}{threads}",
+                     load_average=[round(x, 2) for x in os.getloadavg()])
             _write_text_atomic(final, json.dumps(r, indent=1))
         export = artifacts_dir(P.name) / "pretrained"
         stamp = export / "run.json"

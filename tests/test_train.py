@@ -359,7 +359,8 @@ def test_resuming_with_another_configuration_names_the_difference(tmp_path,
 
 
 def test_a_checkpoint_of_another_model_is_a_clear_error(finished_run):
-    with pytest.raises(CheckpointMismatchError, match="does not fit this model"):
+    with pytest.raises(CheckpointMismatchError,
+                       match="does not fit this model: size mismatch for"):
         load_checkpoint(finished_run, tiny_model(d_model=64))
 
 

@@ -6,13 +6,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
-from collections import defaultdict
+import unicodedata
+import zlib
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from llm_from_scratch.profiles import get_profile, resolve_profile_name
+from llm_from_scratch.utils import artifacts_dir, progress
 
 EOT = "<|endoftext|>"  # the line that ends every story in the text files
 SPLITS = ("train", "valid")
@@ -126,6 +135,58 @@ def _load_from_hub(split: str, max_stories: int | None) -> list[str]:
     return [text.strip() for text in rows["text"] if text and text.strip()]
 
 
+# UTF-8 read as Windows-1252: a lead byte shown as a Latin letter (Â..ô), then
+# continuation bytes shown as Latin-1 or Windows-1252 symbols.
+_CP1252_HIGH = "ŒœŠšŸŽžƒˆ˜–—‘’‚“”„†‡•…‰‹›€™"
+_MOJIBAKE = re.compile(f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]+")
+_LOST_QUOTE = "\u00e2\u20ac"  # 'â€': a closing quote whose byte 9D was dropped
+_ASCII_PUNCT = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00ab": '"',
+    "\u00bb": '"', "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u00a0": " ",
+    "\u2009": " ", "\u200a": " ",
+})
+_SPACES = re.compile(r"[ \t]+")
+_THE_END = re.compile(r"\bthe end\W*$", re.IGNORECASE)
+
+
+def _decode_run(match: re.Match) -> str:
+    try:
+        return match.group().encode("cp1252").decode("utf-8")
+    except UnicodeError:  # not mojibake after all: leave the characters alone
+        return match.group()
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo UTF-8 that was decoded as Windows-1252 ('â€™' becomes '’')."""
+    return _MOJIBAKE.sub(_decode_run, text).replace(_LOST_QUOTE, "\u201d")
+
+
+def clean_story(text: str) -> tuple[str, str | None]:
+    """The cleaned story, and why it must be dropped (None when it is kept)."""
+    text = unicodedata.normalize("NFC", repair_mojibake(text)).translate(_ASCII_PUNCT)
+    lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
+    text = "\n".join(line for line in lines if line)  # one newline between paragraphs
+    if not text.isascii():
+        return text, "non-ASCII characters"
+    if not (text.endswith((".", "!", "?", '"', "'")) or _THE_END.search(text)):
+        return text, "truncated"
+    return text, None
+
+
+def clean_stories(stories: Iterable[str]) -> tuple[list[str], Counter]:
+    """The cleaned stories that pass the filters, and counts of what changed."""
+    kept, report = [], Counter()
+    for story in stories:
+        text, reason = clean_story(story)
+        report["mojibake repaired"] += repair_mojibake(story) != story
+        report["punctuation folded to ASCII"] += any(
+            not ch.isascii() for ch in story) and text.isascii()
+        report[f"dropped: {reason}" if reason else "kept"] += 1
+        if reason is None:
+            kept.append(text)
+    return kept, report
+
+
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -146,3 +207,258 @@ def exact_duplicates(stories: Iterable[str]) -> list[list[int]]:
     for i, story in enumerate(stories):
         groups[story_hash(story)].append(i)
     return [idx for idx in groups.values() if len(idx) > 1]
+
+
+SHINGLE_WORDS = 5  # k: words per shingle
+NUM_PERM = 128  # m: permutations in a MinHash signature
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def shingles(text: str, k: int = SHINGLE_WORDS) -> np.ndarray:
+    """The sorted 32-bit hashes of the distinct k-word shingles of a text."""
+    words = _WORD.findall(text.lower())
+    grams = {" ".join(words[i:i + k]) for i in range(max(1, len(words) - k + 1))}
+    return np.unique(np.fromiter((zlib.crc32(g.encode()) for g in grams),
+                                 dtype=np.uint32, count=len(grams)))
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer: a bijection on uint32 that mixes every bit."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def minhash_permutations(num_perm: int = NUM_PERM, seed: int = 1) -> np.ndarray:
+    """(2, num_perm) uint32: odd multipliers a and offsets b of h -> a*h + b."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = rng.integers(0, 2**32, num_perm, dtype=np.uint64).astype(np.uint32)
+    return np.stack([a, b])
+
+
+def minhash_signatures(shingle_sets: list[np.ndarray],
+                       permutations: np.ndarray | None = None,
+                       block: int = 1 << 16) -> np.ndarray:
+    """(n, num_perm) uint32 MinHash signatures of n non-empty shingle sets."""
+    a, b = minhash_permutations() if permutations is None else permutations
+    sizes = np.array([len(s) for s in shingle_sets])
+    if sizes.min(initial=1) == 0:
+        raise ValueError("every shingle set needs at least one shingle")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    flat = fmix32(np.concatenate([np.zeros(0, np.uint32), *shingle_sets]))
+    sig = np.empty((len(sizes), len(a)), dtype=np.uint32)
+    lo = 0
+    while lo < len(sizes):  # whole stories, about `block` shingles at a time
+        hi = max(lo + 1, int(np.searchsorted(starts, starts[lo] + block, "right")) - 1)
+        hi = min(hi, len(sizes))
+        rows = flat[starts[lo]:starts[hi], None] * a + b  # (shingles, num_perm), wraps
+        sig[lo:hi] = np.minimum.reduceat(rows, starts[lo:hi] - starts[lo], axis=0)
+        lo = hi
+    return sig
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard similarity of two sorted arrays of distinct shingle hashes."""
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common)
+
+
+NEAR_DUP_THRESHOLD = 0.7  # stories at least this Jaccard-similar are near duplicates
+
+
+def lsh_bands(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
+    """(bands, rows) with bands*rows = num_perm whose S-curve steps at ~threshold."""
+    shapes = [(num_perm // r, r) for r in range(1, num_perm + 1) if num_perm % r == 0]
+    return min(shapes, key=lambda br: abs((1 / br[0]) ** (1 / br[1]) - threshold))
+
+
+def lsh_candidates(signatures: np.ndarray, bands: int, rows: int
+                   ) -> set[tuple[int, int]]:
+    """Pairs (i < j) of rows whose signatures agree on all rows of some band."""
+    pairs: set[tuple[int, int]] = set()
+    for band in range(bands):
+        keys = signatures[:, band * rows:(band + 1) * rows]
+        _, bucket = np.unique(keys, axis=0, return_inverse=True)
+        order = np.argsort(bucket, kind="stable")
+        cuts = np.flatnonzero(np.diff(bucket[order])) + 1
+        for members in np.split(order, cuts):
+            members = members.tolist()
+            pairs.update((i, j) for n, i in enumerate(members) for j in members[n + 1:])
+    return pairs
+
+
+def near_duplicates(stories: list[str], threshold: float = NEAR_DUP_THRESHOLD
+                    ) -> list[tuple[int, int, float]]:
+    """(i, j, exact Jaccard) of the pairs LSH finds at or above threshold."""
+    sets = [shingles(s) for s in stories]
+    bands, rows = lsh_bands(threshold)
+    found = ((i, j, jaccard(sets[i], sets[j]))
+             for i, j in lsh_candidates(minhash_signatures(sets), bands, rows))
+    return sorted((p for p in found if p[2] >= threshold), key=lambda p: (-p[2], p[:2]))
+
+
+def deduplicate(stories: list[str], threshold: float = NEAR_DUP_THRESHOLD
+                ) -> tuple[list[int], Counter]:
+    """Indices of the stories to keep (the first of each group of copies) and counts.
+
+    Exact and near duplicates join the same groups (union-find), so a chain of
+    near-copies is removed as one group.
+    """
+    parent = list(range(len(stories)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    removed = Counter()
+    links = [(kind, i, j) for kind, pairs in [
+        ("exact", [(g[0], j) for g in exact_duplicates(stories) for j in g[1:]]),
+        ("near", [(i, j) for i, j, _ in near_duplicates(stories, threshold)])]
+        for i, j in pairs]
+    for kind, i, j in links:
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)  # the earliest story stays
+            removed[f"{kind} duplicates removed"] += 1
+    return [i for i in range(len(stories)) if root(i) == i], removed
+
+
+def data_signature(path: str | os.PathLike | None = None) -> list:
+    """What identifies the source data: file names and sizes, or the hub dataset."""
+    folder = local_data_dir(path)
+    if folder is None:
+        return [HUB_DATASET]
+    return [[f.name, f.stat().st_size] for s in SPLITS for f in split_files(folder, s)]
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a file under a temporary name, then rename: never half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def prepare_corpus(profile: str = "auto", path: str | os.PathLike | None = None,
+                   threshold: float = NEAR_DUP_THRESHOLD
+                   ) -> tuple[dict[str, list[str]], dict[str, Counter]]:
+    """Cleaned, deduplicated train and valid stories for a profile, and reports.
+
+    A story with a copy in the validation split is removed from the training split.
+    """
+    max_stories = get_profile(profile).data.max_stories
+    valid, valid_report = clean_stories(load_stories("valid", path, max_stories))
+    train, train_report = clean_stories(load_stories("train", path, max_stories))
+    keep, removed = deduplicate(valid + train, threshold)
+    kept = set(keep)
+    splits = {"train": [s for i, s in enumerate(train, len(valid)) if i in kept],
+              "valid": [s for i, s in enumerate(valid) if i in kept]}
+    return splits, {"train": train_report, "valid": valid_report, "dedup": removed}
+
+
+def write_shards(tok, stories: list[str], out_dir: Path, split: str,
+                 shard_tokens: int, batch: int = 256) -> list[Path]:
+    """Tokenise stories (HF tokenizer), <|endoftext|> after each, into uint16 shards."""
+    if tok.get_vocab_size() > 2**16:
+        raise ValueError("uint16 shards need a vocabulary of at most 65,536 tokens")
+    eot = tok.token_to_id(EOT)
+    paths: list[Path] = []
+    pending = np.zeros(0, dtype=np.uint16)
+
+    def flush(ids: np.ndarray) -> None:
+        path = out_dir / f"{split}_{len(paths):04d}.bin"
+        write_atomic(path, ids.tobytes())
+        paths.append(path)
+
+    bar = progress(total=len(stories), desc=f"tokenising {split}", unit="story")
+    for lo in range(0, len(stories), batch):
+        encodings = tok.encode_batch(stories[lo:lo + batch])
+        ids = np.fromiter((i for e in encodings for i in (*e.ids, eot)), np.uint16)
+        pending = np.concatenate([pending, ids])
+        while len(pending) >= shard_tokens:
+            flush(pending[:shard_tokens])
+            pending = pending[shard_tokens:]
+        bar.update(len(encodings))
+    bar.close()
+    if len(pending):
+        flush(pending)
+    return paths
+
+
+def prepare_tokens(profile: str = "auto", path: str | os.PathLike | None = None
+                   ) -> dict[str, list[Path]]:
+    """Token shards of the profile's train and valid splits: made once, then cached.
+
+    Makes the tokenizer too if it is missing (tokenizer.load_or_train).
+    """
+    from llm_from_scratch.tokenizer import load_or_train  # it imports this module
+
+    name = resolve_profile_name(profile)
+    sizes = get_profile(name).data
+    tok = load_or_train(name, path)
+    out = artifacts_dir(name) / "tokens"
+    manifest = out / "manifest.json"
+    key = {"tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest()[:16],
+           "data": data_signature(path), "max_stories": sizes.max_stories,
+           "shard_tokens": sizes.shard_tokens, "version": 1}
+    if manifest.exists():
+        done = json.loads(manifest.read_text())
+        shards = {s: [out / f for f in files] for s, files in done["shards"].items()}
+        if done["key"] == key and all(p.exists() for ps in shards.values() for p in ps):
+            return shards
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.bin"):
+        old.unlink()
+    corpus, _ = prepare_corpus(name, path)
+    shards = {split: write_shards(tok, corpus[split], out, split, sizes.shard_tokens)
+              for split in ("train", "valid")}
+    tokens = {s: sum(p.stat().st_size // 2 for p in ps) for s, ps in shards.items()}
+    write_atomic(manifest, json.dumps({"key": key, "tokens": tokens, "shards": {
+        s: [p.name for p in ps] for s, ps in shards.items()}}, indent=1))
+    return shards
+
+
+def load_shards(shards: list[Path]) -> list[np.ndarray]:
+    """Memory-map token shards (read-only): nothing is read until it is used."""
+    return [np.memmap(p, dtype=np.uint16, mode="r") for p in shards]
+
+
+class TokenWindows(torch.utils.data.Dataset):
+    """(input, target) windows of context_length tokens from memory-mapped shards."""
+
+    def __init__(self, shards: list[Path], context_length: int):
+        self.tokens = load_shards(shards)
+        self.context_length = context_length
+        per_shard = [max(0, (len(t) - 1) // context_length) for t in self.tokens]
+        self.first = np.concatenate([[0], np.cumsum(per_shard)])  # window offsets
+
+    def __len__(self) -> int:
+        return int(self.first[-1])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        shard = int(np.searchsorted(self.first, i, side="right")) - 1
+        at = int(i - self.first[shard]) * self.context_length
+        window = self.tokens[shard][at:at + self.context_length + 1]
+        window = torch.from_numpy(window.astype(np.int64))
+        return window[:-1], window[1:]  # (T,), (T,)
+
+
+def token_loader(profile: str, split: str, batch_size: int, context_length: int,
+                 shuffle: bool | None = None, seed: int = 0,
+                 path: str | os.PathLike | None = None) -> torch.utils.data.DataLoader:
+    """Batches of (input, target), each (batch_size, context_length), of a split.
+
+    Makes the tokenizer and shards first if they are missing. Shuffles the training
+    split (reproducibly, from seed) and not the validation split, unless told.
+    """
+    data = TokenWindows(prepare_tokens(profile, path)[split], context_length)
+    shuffle = split == "train" if shuffle is None else shuffle
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle,
+        generator=torch.Generator().manual_seed(seed))

@@ -21,9 +21,14 @@ import torch
 
 @dataclass(frozen=True)
 class DataSizes:
-    """Chapter 01: how much TinyStories text to read."""
+    """Chapter 01: how much TinyStories text to read, and the tokenizer's sizes."""
 
     max_stories: int | None  # per split; None reads every story available
+    vocab_size: int  # the production tokenizer: bytes + merges + <|endoftext|>
+    bpe_demo_stories: int  # corpus on which the naive and fast BPE trainers race
+    bpe_demo_vocab: int  # vocabulary size of that race
+    compression_vocab_sizes: tuple[int, ...]  # vocabulary sizes of the compression plot
+    shard_tokens: int  # tokens per shard file
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,9 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         summary="CI: tiny data and models; proves every cell runs",
-        data=DataSizes(max_stories=400),
+        data=DataSizes(max_stories=400, vocab_size=512, bpe_demo_stories=100,
+                      bpe_demo_vocab=300, compression_vocab_sizes=(300, 512, 1024),
+                      shard_tokens=2**15),
         attention=AttentionSizes(
             d_model=64, n_heads=4, n_kv_heads=2, sweep_seq_lens=(64, 128, 256, 512),
             sweep_batch=1, sweep_heads=2, sweep_head_dim=32, naive_max_seq_len=512,
@@ -65,7 +72,10 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         summary="a laptop CPU: real results on the local TinyStories files",
-        data=DataSizes(max_stories=None),
+        data=DataSizes(max_stories=None, vocab_size=4096, bpe_demo_stories=600,
+                       bpe_demo_vocab=512,
+                       compression_vocab_sizes=(320, 512, 1024, 2048, 4096, 8192),
+                       shard_tokens=2**20),
         attention=AttentionSizes(
             d_model=256, n_heads=8, n_kv_heads=2,
             sweep_seq_lens=(256, 512, 1024, 2048, 4096), sweep_batch=1, sweep_heads=4,
@@ -75,7 +85,10 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         summary="one CUDA GPU: full-size runs",
-        data=DataSizes(max_stories=None),
+        data=DataSizes(max_stories=None, vocab_size=8192, bpe_demo_stories=600,
+                       bpe_demo_vocab=512,
+                       compression_vocab_sizes=(512, 1024, 2048, 4096, 8192, 16384),
+                       shard_tokens=2**24),
         attention=AttentionSizes(
             d_model=1024, n_heads=16, n_kv_heads=4,
             sweep_seq_lens=(512, 1024, 2048, 4096, 8192, 16384), sweep_batch=1,

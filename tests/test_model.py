@@ -271,3 +271,15 @@ def test_profile_models_are_sized_as_intended():
              ["total"] for name, P in PROFILES.items()}
     assert sizes["smoke"] < 1e6 < sizes["cpu"] < 1e7  # a laptop trains it in minutes
     assert 1e8 < sizes["gpu"] < 1.5e8  # the 125M class
+
+
+def test_bfloat16_autocast_forward_and_backward_run():
+    # Chapter 04 trains under autocast: fp32 weights, bf16 matmuls, fp32 loss.
+    model = GPT(tiny())
+    idx = tokens(model.config, T=9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(idx[:, :-1], targets=idx[:, 1:])
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32
+               for p in model.parameters())

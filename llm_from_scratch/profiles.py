@@ -50,11 +50,28 @@ class AttentionSizes:
 
 
 @dataclass(frozen=True)
+class ModelSizes:
+    """Chapter 03: the shape of the model the book trains (chapter 04 trains it).
+
+    The vocabulary size is not here: it is the tokenizer's (chapter 01).
+    """
+
+    n_layers: int  # transformer blocks
+    n_heads: int  # query heads
+    n_kv_heads: int  # key/value heads (grouped-query attention)
+    d_model: int  # width of the residual stream
+    context_len: int  # longest sequence the model is trained on
+    tie_embeddings: bool  # the LM head reuses the token embedding matrix
+    depth_demo_layers: int  # depth of the narrow model in the initialisation figure
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
     data: DataSizes
     attention: AttentionSizes
+    model: ModelSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -68,6 +85,8 @@ PROFILES: dict[str, Profile] = {
             d_model=64, n_heads=4, n_kv_heads=2, sweep_seq_lens=(64, 128, 256, 512),
             sweep_batch=1, sweep_heads=2, sweep_head_dim=32, naive_max_seq_len=512,
             tile=64, triton_block=16, triton_seq_len=40, repeats=3),
+        model=ModelSizes(n_layers=2, n_heads=4, n_kv_heads=2, d_model=64,
+                         context_len=64, tie_embeddings=True, depth_demo_layers=16),
     ),
     "cpu": Profile(
         name="cpu",
@@ -81,6 +100,8 @@ PROFILES: dict[str, Profile] = {
             sweep_seq_lens=(256, 512, 1024, 2048, 4096), sweep_batch=1, sweep_heads=4,
             sweep_head_dim=64, naive_max_seq_len=4096, tile=256, triton_block=32,
             triton_seq_len=100, repeats=5),
+        model=ModelSizes(n_layers=6, n_heads=8, n_kv_heads=4, d_model=256,
+                         context_len=256, tie_embeddings=True, depth_demo_layers=48),
     ),
     "gpu": Profile(
         name="gpu",
@@ -94,6 +115,8 @@ PROFILES: dict[str, Profile] = {
             sweep_seq_lens=(512, 1024, 2048, 4096, 8192, 16384), sweep_batch=1,
             sweep_heads=16, sweep_head_dim=64, naive_max_seq_len=8192, tile=512,
             triton_block=64, triton_seq_len=1000, repeats=10),
+        model=ModelSizes(n_layers=18, n_heads=12, n_kv_heads=4, d_model=768,
+                         context_len=1024, tie_embeddings=True, depth_demo_layers=48),
     ),
 }
 

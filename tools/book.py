@@ -146,9 +146,9 @@ def build_info(profile: str, timings: dict[str, float]) -> str:
 ## About this build
 
 Every output in this book was produced by running the chapters, top to bottom, when
-this copy was built. This page records how.
+this copy was built. This section records how.
 
-| | |
+| what | this build |
 |---|---|
 | date (UTC) | {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} |
 | profile | `{profile}`: {PROFILES[profile].summary} |

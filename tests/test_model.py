@@ -25,6 +25,7 @@ from llm_from_scratch.model import (
     training_memory,
 )
 from llm_from_scratch.profiles import PROFILES
+from support import ConcatCache
 
 TINY = GPTConfig(vocab_size=97, n_layers=2, n_heads=4, n_kv_heads=2, d_model=32,
                  context_len=24)
@@ -195,18 +196,6 @@ def test_model_is_causal():
         la, lb = model(a)[0], model(b)[0]
     torch.testing.assert_close(la[:, :8], lb[:, :8], atol=0, rtol=0)
     assert not torch.allclose(la[:, 8:], lb[:, 8:])
-
-
-class ConcatCache:
-    """The smallest cache that meets chapter 02's contract: update(k, v) -> all."""
-
-    def __init__(self):
-        self.k = self.v = None
-
-    def update(self, k, v):
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
 
 
 def test_cached_forward_in_pieces_matches_the_full_forward():

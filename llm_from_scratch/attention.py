@@ -145,16 +145,16 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # (B, nkv, S, hs), S = past + T
         S = k.size(2)
-        # Repeat kv heads here (SDPA's enable_gqa needs torch >= 2.5); the cache
-        # above still stores only n_kv_heads, which is where GQA saves memory.
-        n_rep = self.n_heads // self.n_kv_heads
-        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, S, hs)
+        # enable_gqa: SDPA lets each group of n_heads / n_kv_heads query heads read
+        # one key/value head, so the kv heads are never copied (repeat_kv would).
+        gqa = self.n_kv_heads != self.n_heads
         if S == T:  # no past: the plain causal mask, which SDPA applies itself
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
         elif T == 1:  # one new token sees every key
-            y = F.scaled_dot_product_attention(q, k, v)
+            y = F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
         else:  # T new tokens after S - T cached ones: a mask shifted by S - T
             mask = causal_mask(T, S, device=x.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               enable_gqa=gqa)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * hs)  # (B, T, nh * hs)
         return self.o_proj(y)

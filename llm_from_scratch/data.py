@@ -336,6 +336,16 @@ def data_signature(path: str | os.PathLike | None = None) -> list:
     return [[f.name, f.stat().st_size] for s in SPLITS for f in split_files(folder, s)]
 
 
+def code_signature() -> str:
+    """A hash of the code that makes the cached artifacts (this module and
+    tokenizer.py): any change to it, cleaning rules included, remakes them."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("data.py", "tokenizer.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write a file under a temporary name, then rename: never half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -404,7 +414,7 @@ def prepare_tokens(profile: str = "auto", path: str | os.PathLike | None = None
     manifest = out / "manifest.json"
     key = {"tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest()[:16],
            "data": data_signature(path), "max_stories": sizes.max_stories,
-           "shard_tokens": sizes.shard_tokens, "version": 1}
+           "shard_tokens": sizes.shard_tokens, "code": code_signature()}
     if manifest.exists():
         done = json.loads(manifest.read_text())
         shards = {s: [out / f for f in files] for s, files in done["shards"].items()}

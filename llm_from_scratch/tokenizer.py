@@ -15,7 +15,8 @@ from pathlib import Path
 
 import regex
 
-from llm_from_scratch.data import EOT, data_signature, prepare_corpus, write_atomic
+from llm_from_scratch.data import (EOT, code_signature, data_signature,
+                                   prepare_corpus, write_atomic)
 from llm_from_scratch.profiles import get_profile, resolve_profile_name
 from llm_from_scratch.utils import artifacts_dir
 
@@ -343,7 +344,7 @@ def load_or_train(profile: str = "auto", path: str | os.PathLike | None = None):
     """The profile's production tokenizer (HF tokenizers), trained once and cached.
 
     Cached as tokenizer.json in the profile's artifacts directory, beside a
-    fingerprint of the data and vocabulary size it was trained with.
+    fingerprint of the data, vocabulary size and code it was trained with.
     """
     from tokenizers import Tokenizer
 
@@ -352,7 +353,7 @@ def load_or_train(profile: str = "auto", path: str | os.PathLike | None = None):
     out = artifacts_dir(name) / "tokenizer.json"
     stamp = out.with_name("tokenizer.fingerprint")
     key = _fingerprint({"vocab_size": sizes.vocab_size, "data": data_signature(path),
-                        "max_stories": sizes.max_stories, "version": 1})
+                        "max_stories": sizes.max_stories, "code": code_signature()})
     if out.exists() and stamp.exists() and stamp.read_text() == key:
         return Tokenizer.from_file(str(out))
     corpus, _ = prepare_corpus(name, path)

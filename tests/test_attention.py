@@ -26,6 +26,7 @@ from llm_from_scratch.attention import (
     rope_cache,
 )
 from llm_from_scratch.kernels.tiled import tiled_attention
+from support import ConcatCache
 
 ATOL = 1e-5  # float32, reordered sums: see the module docstring
 
@@ -169,18 +170,6 @@ def test_causal_self_attention_matches_hf_llama_attention():
         ref, _ = hf(x, LlamaRotaryEmbedding(cfg)(x, position_ids), attention_mask=None)
         cos, sin = rope_cache(8, 32)
         torch.testing.assert_close(ours(x, cos[:21], sin[:21]), ref, atol=ATOL, rtol=0)
-
-
-class ConcatCache:
-    """The smallest object meeting CausalSelfAttention's cache contract."""
-
-    def __init__(self):
-        self.k = self.v = None
-
-    def update(self, k, v):
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
 
 
 def test_cached_attention_matches_one_pass():

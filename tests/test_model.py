@@ -25,6 +25,7 @@ from llm_from_scratch.model import (
     training_memory,
 )
 from llm_from_scratch.profiles import PROFILES
+from support import ConcatCache
 
 TINY = GPTConfig(vocab_size=97, n_layers=2, n_heads=4, n_kv_heads=2, d_model=32,
                  context_len=24)
@@ -197,18 +198,6 @@ def test_model_is_causal():
     assert not torch.allclose(la[:, 8:], lb[:, 8:])
 
 
-class ConcatCache:
-    """The smallest cache that meets chapter 02's contract: update(k, v) -> all."""
-
-    def __init__(self):
-        self.k = self.v = None
-
-    def update(self, k, v):
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
-
-
 def test_cached_forward_in_pieces_matches_the_full_forward():
     # Reference: one forward pass over all 12 tokens. The same tokens fed as 5 + 1 + 6
     # with caches and start_pos must give the same logits (fp32 rounding: 1e-5).
@@ -271,3 +260,15 @@ def test_profile_models_are_sized_as_intended():
              ["total"] for name, P in PROFILES.items()}
     assert sizes["smoke"] < 1e6 < sizes["cpu"] < 1e7  # a laptop trains it in minutes
     assert 1e8 < sizes["gpu"] < 1.5e8  # the 125M class
+
+
+def test_bfloat16_autocast_forward_and_backward_run():
+    # Chapter 04 trains under autocast: fp32 weights, bf16 matmuls, fp32 loss.
+    model = GPT(tiny())
+    idx = tokens(model.config, T=9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(idx[:, :-1], targets=idx[:, 1:])
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32
+               for p in model.parameters())

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))  # the package and tools of this checkout, not ano
 from llm_from_scratch.profiles import PROFILES, UnknownProfileError, resolve_profile_name  # noqa: E402
 from tools import export  # noqa: E402
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 KEY_PACKAGES = ["torch", "numpy", "tokenizers", "datasets", "transformers", "tiktoken",
                 "triton", "safetensors", "matplotlib", "papermill", "jupyter-book"]
 
@@ -144,9 +146,9 @@ def build_info(profile: str, timings: dict[str, float]) -> str:
 ## About this build
 
 Every output in this book was produced by running the chapters, top to bottom, when
-this copy was built. This page records how.
+this copy was built. This section records how.
 
-| | |
+| what | this build |
 |---|---|
 | date (UTC) | {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} |
 | profile | `{profile}`: {PROFILES[profile].summary} |
@@ -191,8 +193,21 @@ def jupyter_book(staging: Path, builder: str) -> None:
     with log.open("w") as fh:
         result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=staging)
     if result.returncode != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(True)[-25:])
-        raise BuildError(f"jupyter-book {builder} build failed; end of {log}:\n{tail}")
+        raise BuildError(f"jupyter-book {builder} build failed (full log: {log}):\n"
+                         + build_errors(log, staging))
+
+
+def build_errors(log: Path, staging: Path) -> str:
+    """The lines of a failed build that name the cause, not the traceback around it."""
+    lines = log.read_text(errors="replace").splitlines()
+    found = [ln for ln in lines if re.search(r"(?i)(error|exception)\b", ln)
+             and not ln.lstrip().startswith(("File ", "Traceback", "raise "))]
+    tex_log = staging / "_build" / "latex" / "book.log"
+    if tex_log.exists():  # LaTeX reports its errors as lines starting with "!"
+        tex = tex_log.read_text(errors="replace").splitlines()
+        found += [" ".join(tex[i:i + 3]) for i, ln in enumerate(tex) if ln.startswith("!")]
+    found = found or lines[-15:]
+    return "\n".join(ANSI.sub("", ln) for ln in found[:12])
 
 
 def prepare_environment() -> None:

@@ -22,11 +22,11 @@ python_env() {
     if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
         local spec=${TORCH:-}
         if [ -z "$spec" ]; then
-            if $pip install --dry-run --no-index --no-deps "torch>=2.4" >/dev/null 2>&1
-            then spec=$($pip install --dry-run --no-index --no-deps "torch>=2.4" 2>/dev/null \
+            if $pip install --dry-run --no-index --no-deps "torch>=2.5" >/dev/null 2>&1
+            then spec=$($pip install --dry-run --no-index --no-deps "torch>=2.5" 2>/dev/null \
                         | sed -n 's/^Would install torch-\([0-9.]*\).*/torch==\1/p')
             fi
-            spec=${spec:-torch>=2.4}
+            spec=${spec:-torch>=2.5}
         fi
         echo "setup: installing $spec"
         $pip install -q "$spec"

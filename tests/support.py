@@ -1,0 +1,18 @@
+"""Helpers shared by several test files (pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class ConcatCache:
+    """The smallest object meeting CausalSelfAttention's cache contract (chapter 02):
+    ``update(k, v)`` stores this call's keys and values and returns all of them."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    def update(self, k, v):
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v

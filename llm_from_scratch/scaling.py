@@ -100,6 +100,7 @@ def sweep_run(profile: str, d_model: int, data_path=None) -> dict:
     return {"d_model": d_model, "params": n,
             "total_params": sum(p.numel() for p in model.parameters()),
             "tokens": result.tokens, "steps": steps, "seconds": result.seconds,
+            "reused": result.resumed_from == result.step,
             "curve": curve, "final_loss": curve[-1][1]}
 
 

@@ -66,3 +66,4 @@ def test_sweep_run_spends_its_budget_and_is_cached(tmp_path, monkeypatch, data_d
     assert all(math.isfinite(loss) for _, loss in first["curve"])
     again = sweep_run("smoke", 16, data_path=data_dir)  # from its checkpoint
     assert again["curve"] == first["curve"]
+    assert again["reused"] and not first["reused"]

@@ -29,3 +29,16 @@ def valid_stories(data_dir) -> list[str]:
     from llm_from_scratch.data import load_stories
 
     return load_stories("valid", path=data_dir)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread: splitting their small matrix products
+    costs more synchronisation than it saves (and on a busy 2-core machine, much
+    more). Restored after the test. Use: pytestmark = usefixtures("one_thread")."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

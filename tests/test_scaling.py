@@ -13,15 +13,7 @@ from llm_from_scratch.scaling import (compute_optimal, fit_power_law, loss_front
                                       sweep_config, sweep_run, training_flops)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread: splitting their small matrix products
-    costs more synchronisation than it saves (and on a busy 2-core machine, much
-    more). Restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_compute_optimal_spends_the_budget_at_twenty_tokens_per_parameter():

@@ -33,15 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 V, T = 61, 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread: splitting their small matrix products
-    costs more synchronisation than it saves (and on a busy 2-core machine, much
-    more). Restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(seed: int = 0, **changes) -> GPT:

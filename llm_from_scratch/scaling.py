@@ -11,7 +11,6 @@ fits a power law to the lowest loss reached at each compute (the compute frontie
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import regex
 
-from llm_from_scratch.data import (EOT, code_signature, data_signature,
+from llm_from_scratch.data import (EOT, code_signature, data_signature, json_digest,
                                    prepare_corpus, write_atomic)
 from llm_from_scratch.profiles import get_profile, resolve_profile_name
 from llm_from_scratch.utils import artifacts_dir
@@ -252,9 +251,7 @@ def save_bpe(tok: BPETokenizer, path: str | os.PathLike) -> Path:
     path = Path(path)
     spec = {"format": _FORMAT, "version": 1, "pattern": GPT2_PATTERN,
             "special_tokens": tok.special, "merges": tok.merges}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(spec), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(spec))
     return path
 
 
@@ -336,10 +333,6 @@ def train_hf_tokenizer(texts: Iterable[str], vocab_size: int,
     return tok
 
 
-def _fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def load_or_train(profile: str = "auto", path: str | os.PathLike | None = None):
     """The profile's production tokenizer (HF tokenizers), trained once and cached.
 
@@ -352,8 +345,8 @@ def load_or_train(profile: str = "auto", path: str | os.PathLike | None = None):
     sizes = get_profile(name).data
     out = artifacts_dir(name) / "tokenizer.json"
     stamp = out.with_name("tokenizer.fingerprint")
-    key = _fingerprint({"vocab_size": sizes.vocab_size, "data": data_signature(path),
-                        "max_stories": sizes.max_stories, "code": code_signature()})
+    key = json_digest({"vocab_size": sizes.vocab_size, "data": data_signature(path),
+                       "max_stories": sizes.max_stories, "code": code_signature()})
     if out.exists() and stamp.exists() and stamp.read_text() == key:
         return Tokenizer.from_file(str(out))
     corpus, _ = prepare_corpus(name, path)

@@ -43,6 +43,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from llm_from_scratch.data import fsync_path, json_digest, write_atomic
 from llm_from_scratch.hf import CheckpointError
 from llm_from_scratch.utils import progress
 
@@ -346,23 +347,6 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file, or a directory's list of names, to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    _fsync(tmp)
-    os.replace(tmp, path)  # atomic: readers see the old file or the new one
-    _fsync(path.parent)
-
-
 def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
     tensors = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -416,14 +400,14 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module,
     (tmp / "state.json").write_text(json.dumps({**state, **extra}, indent=1))
     files = {}
     for f in sorted(tmp.iterdir()):
-        _fsync(f)
+        fsync_path(f)
         files[f.name] = {"bytes": f.stat().st_size, "sha256": _sha256(f)}
     (tmp / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
-    _fsync(tmp / "manifest.json")
-    _fsync(tmp)
+    fsync_path(tmp / "manifest.json")
+    fsync_path(tmp)
     os.rename(tmp, directory / name)
-    _fsync(directory)
-    _write_text_atomic(directory / "latest", name + "\n")
+    fsync_path(directory)
+    write_atomic(directory / "latest", name + "\n")
     for old in directory.iterdir():  # superseded checkpoints, leftovers of a kill
         if old.is_dir() and old.name != name and old.name[:5] in ("step_", ".tmp-"):
             shutil.rmtree(old, ignore_errors=True)
@@ -635,7 +619,7 @@ class MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [] if keep_until_step is None else [
             r for r in self.rows() if r.get("step", 0) <= keep_until_step]
-        _write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, **row) -> None:
@@ -867,10 +851,6 @@ def train_config(sizes) -> TrainConfig:
                           if k in names})
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
-
-
 def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = None,
              out_dir: str | os.PathLike | None = None, resume: bool = True,
              stop_at_step: int | None = None, **overrides):
@@ -903,9 +883,9 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
             "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest()[:16],
             "shards": {s: [[p.name, p.stat().st_size] for p in ps]
                        for s, ps in shards.items()}}
-    run_id = _digest({"meta": meta, "model": dataclasses.asdict(mconfig),
-                      "train": {k: v for k, v in dataclasses.asdict(config).items()
-                                if k not in REPORTING_FIELDS}})
+    run_id = json_digest({"meta": meta, "model": dataclasses.asdict(mconfig),
+                          "train": {k: v for k, v in dataclasses.asdict(config).items()
+                                    if k not in REPORTING_FIELDS}}, length=10)
     out = Path(out_dir) if out_dir else artifacts_dir(P.name) / "pretrain" / run_id
     device = pick_device()
     set_seed(sizes.seed)
@@ -936,7 +916,7 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
             threads = f", {torch.get_num_threads()} threads" if cpu else ""
             r.update(device=f"{device}{threads}",
                      load_average=[round(x, 2) for x in os.getloadavg()])
-            _write_text_atomic(final, json.dumps(r, indent=1))
+            write_atomic(final, json.dumps(r, indent=1))
         export = artifacts_dir(P.name) / "pretrained"
         stamp = export / "run.json"
         if not (stamp.exists() and json.loads(stamp.read_text())["run"] == run_id):

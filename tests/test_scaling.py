@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from llm_from_scratch.model import GPT, matmul_parameters
 from llm_from_scratch.scaling import (compute_optimal, fit_power_law, loss_frontier,

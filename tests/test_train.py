@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from llm_from_scratch.train import (AdamW, CheckpointMismatchError, LossScaler,
                                     bits_per_byte, clip_grad_norm, evaluate,
                                     latest_checkpoint, load_checkpoint, lr_at,
                                     param_groups, perplexity, read_checkpoint_state,
-                                    sample, save_checkpoint, token_byte_lengths, train)
+                                    sample, token_byte_lengths, train)
 
 ROOT = Path(__file__).resolve().parent.parent
 V, T = 61, 16

@@ -104,8 +104,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor,
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with grouped-query heads and RoPE (Llama).
 
-    ``forward(x, cos, sin, kv_cache=None)``: x is (B, T, d_model); cos and sin are
-    (T, head_dim), the rows of :func:`rope_cache` for the positions of x.
+    ``forward(x, cos, sin, kv_cache=None, attn_mask=None)``: x is (B, T, d_model);
+    cos and sin are (T, head_dim), the rows of :func:`rope_cache` for the positions
+    of x, or (B, 1, T, head_dim) when each sequence of the batch has its own.
 
     The cache contract (chapter 05 builds the cache): ``kv_cache`` is any object with
     ``update(k, v) -> (k_all, v_all)``. It receives this call's keys and values, each
@@ -115,6 +116,8 @@ class CausalSelfAttention(nn.Module):
     see keys 0 .. S - T + i. With no cache (or S == T) that is the usual causal
     mask; with a single new token it is every key; otherwise an explicit, shifted
     mask is used, because SDPA's ``is_causal`` aligns its mask to the top-left.
+    A caller's ``attn_mask``, boolean (B, 1, T, S) and True where a query may see a
+    key, replaces that rule (chapter 05: prompts of different lengths, padded).
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None):
@@ -133,7 +136,7 @@ class CausalSelfAttention(nn.Module):
         self.o_proj = nn.Linear(n_heads * self.head_dim, d_model, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                kv_cache=None) -> torch.Tensor:
+                kv_cache=None, attn_mask=None) -> torch.Tensor:
         B, T, _ = x.shape
         hs = self.head_dim
         q = self.q_proj(x).view(B, T, self.n_heads, hs)  # (B, T, nh, hs)
@@ -148,7 +151,10 @@ class CausalSelfAttention(nn.Module):
         # enable_gqa: SDPA lets each group of n_heads / n_kv_heads query heads read
         # one key/value head, so the kv heads are never copied (repeat_kv would).
         gqa = self.n_kv_heads != self.n_heads
-        if S == T:  # no past: the plain causal mask, which SDPA applies itself
+        if attn_mask is not None:  # the caller knows better (padding)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                               enable_gqa=gqa)
+        elif S == T:  # no past: the plain causal mask, which SDPA applies itself
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
         elif T == 1:  # one new token sees every key
             y = F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)

@@ -85,9 +85,9 @@ class Block(nn.Module):
         self.mlp = MLP(d_model, ffn_hidden)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                kv_cache=None) -> torch.Tensor:
+                kv_cache=None, attn_mask=None) -> torch.Tensor:
         # x: (B, T, C); cos, sin: (T, head_dim), the rows of x's positions
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache)
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, attn_mask)
         x = x + self.mlp(self.post_attention_layernorm(x))
         return x
 
@@ -166,21 +166,29 @@ class GPT(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=std)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                kv_caches=None, start_pos: int = 0):
+                kv_caches=None, start_pos: int = 0, positions=None, attn_mask=None):
         """Logits (B, T, vocab) for token ids idx (B, T), and the loss given targets.
 
         kv_caches: None, or one cache per layer (see CausalSelfAttention); start_pos:
         the position of idx's first token (non-zero after a cached prefix).
+        positions (B, T) and attn_mask (B, 1, T, S), for padded batches (chapter 05):
+        each token's own position, replacing start_pos, and which keys it may see.
         """
         T = idx.size(1)
-        if start_pos + T > self.config.context_len:
-            raise ValueError(f"positions {start_pos}..{start_pos + T - 1} exceed "
+        last = start_pos + T - 1 if positions is None else int(positions.max())
+        if last >= self.config.context_len:
+            raise ValueError(f"position {last} exceeds the model's context: "
                              f"context_len={self.config.context_len}")
-        cos = self.rope_cos[start_pos:start_pos + T]  # (T, hs)
-        sin = self.rope_sin[start_pos:start_pos + T]
+        if positions is None:
+            cos = self.rope_cos[start_pos:start_pos + T]  # (T, hs)
+            sin = self.rope_sin[start_pos:start_pos + T]
+        else:  # every sequence its own rows: (B, 1, T, hs), broadcast over heads
+            cos = self.rope_cos[positions][:, None]
+            sin = self.rope_sin[positions][:, None]
         x = self.embed_tokens(idx)  # (B, T, C)
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, None if kv_caches is None else kv_caches[i])
+            cache = None if kv_caches is None else kv_caches[i]
+            x = layer(x, cos, sin, cache, attn_mask)
         logits = self.lm_head(self.norm(x))  # (B, T, V)
         loss = None
         if targets is not None:

@@ -99,6 +99,17 @@ class TrainSizes:
 
 
 @dataclass(frozen=True)
+class GenerateSizes:
+    """Chapter 05: how much text the chapter generates and how the cache is timed."""
+
+    max_new_tokens: int  # tokens per sample shown in the chapter
+    timing_prompt: int  # prompt tokens of the speed measurement
+    timing_lengths: tuple[int, ...]  # generated lengths timed, with and without cache
+    timing_repeats: int  # runs per point (the fastest is kept)
+    seed: int  # every sample in the chapter draws from this seed
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
@@ -106,6 +117,7 @@ class Profile:
     attention: AttentionSizes
     model: ModelSizes
     train: TrainSizes
+    generate: GenerateSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -128,6 +140,8 @@ PROFILES: dict[str, Profile] = {
             sample_tokens=40, checkpoint_interval=30, seed=0, timing_steps=2,
             timing_batch=2, sweep_d_models=(16, 32, 64), sweep_layers=2,
             sweep_context=32, sweep_batch=8, sweep_flops=4e9, sweep_evals=5),
+        generate=GenerateSizes(max_new_tokens=24, timing_prompt=8,
+                               timing_lengths=(8, 16, 32), timing_repeats=1, seed=0),
     ),
     "cpu": Profile(
         name="cpu",
@@ -151,6 +165,9 @@ PROFILES: dict[str, Profile] = {
             seed=0, timing_steps=3, timing_batch=4, sweep_d_models=(16, 32, 64, 128),
             sweep_layers=2, sweep_context=128, sweep_batch=16, sweep_flops=1e12,
             sweep_evals=8),
+        generate=GenerateSizes(max_new_tokens=120, timing_prompt=16,
+                               timing_lengths=(32, 64, 128, 256, 512),
+                               timing_repeats=3, seed=0),
     ),
     "gpu": Profile(
         name="gpu",
@@ -174,6 +191,9 @@ PROFILES: dict[str, Profile] = {
             checkpoint_interval=500, seed=0, timing_steps=10, timing_batch=16,
             sweep_d_models=(64, 128, 256, 384), sweep_layers=4, sweep_context=256,
             sweep_batch=32, sweep_flops=3e15, sweep_evals=10),
+        generate=GenerateSizes(max_new_tokens=200, timing_prompt=32,
+                               timing_lengths=(64, 128, 256, 512, 1024),
+                               timing_repeats=3, seed=0),
     ),
 }
 

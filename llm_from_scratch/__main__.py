@@ -13,10 +13,12 @@ import platform
 import signal
 import sys
 import typing
+from pathlib import Path
 
 import torch
 
 from llm_from_scratch import __version__
+from llm_from_scratch.data import EOT as EOT_TEXT
 from llm_from_scratch.data import DataNotFoundError, local_data_dir
 from llm_from_scratch.hf import CheckpointError
 from llm_from_scratch.profiles import (PROFILE_NAMES, TrainSizes, UnknownProfileError,
@@ -104,6 +106,65 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Generate text from a trained model, printed as it is produced (chapter 05)."""
+    import time
+
+    from llm_from_scratch.generate import (check_request, check_sampling,
+                                           decode_stream, generate, load_model, stream)
+
+    profile = get_profile(args.profile)
+    path = args.model or artifacts_dir(profile.name) / "pretrained"
+    if args.model is None and not (path / "config.json").exists():
+        raise CheckpointError(
+            f"no trained model in {path}: train one with `llmfs train --profile "
+            f"{profile.name}` (chapter 04), or pass --model")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, None: None}[args.dtype]
+    model, tok, folder = load_model(path, args.tokenizer, pick_device(args.device),
+                                    dtype)
+    prompts = [tok.encode(p).ids for p in args.prompt]
+    longest = max(len(p) for p in prompts)
+    room = model.config.context_len - longest
+    new = args.max_new_tokens if args.max_new_tokens is not None else min(200, room)
+    eot = tok.token_to_id(EOT_TEXT)
+    options = dict(temperature=0.0 if args.greedy else args.temperature,
+                   top_k=args.top_k, top_p=None if args.greedy else args.top_p,
+                   seed=args.seed,
+                   stop_ids=[] if args.no_stop or eot is None else [eot])
+    try:  # a request that cannot run is a one-line error, before any output
+        check_request(model, prompts, new)
+        check_sampling(options["temperature"], options["top_k"], options["top_p"])
+    except ValueError as exc:
+        print(f"llmfs: error: {exc}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    if len(prompts) == 1:  # stream: each piece as soon as it is decoded
+        produced = []
+
+        def tokens():
+            for t in stream(model, prompts[0], new, **options):
+                produced.append(t)
+                yield t
+
+        print(args.prompt[0], end="", flush=True)
+        for piece in decode_stream(tok, tokens()):
+            print(piece, end="", flush=True)
+        print(flush=True)
+        outs = [produced]
+    else:  # one batch; each text printed when the batch is done
+        outs = generate(model, prompts, new, **options)
+        for i, (text, out) in enumerate(zip(args.prompt, outs), 1):
+            print(f"=== {i}: {text + tok.decode(out)}", flush=True)
+    seconds = time.perf_counter() - start
+    n = sum(len(o) for o in outs)
+    ended = sum(bool(o) and o[-1] == eot for o in outs)
+    why = (f"{ended} of {len(outs)} ended with {EOT_TEXT}" if len(outs) > 1 else
+           f"ended with {EOT_TEXT}" if ended else f"stopped after {new} tokens")
+    print(f"[{folder}: {n} tokens in {seconds:.2f} s, {n / seconds:,.1f} tokens/s; "
+          f"{why}]", file=sys.stderr)
+    return 0
+
+
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(TrainSizes)
     group = parser.add_argument_group("overrides of the profile's TrainSizes")
@@ -137,6 +198,37 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop cleanly, with a checkpoint, after this step")
     _add_train_options(train)
     train.set_defaults(func=cmd_train)
+
+    gen = sub.add_parser("generate", help=cmd_generate.__doc__,
+                         description=cmd_generate.__doc__)
+    gen.add_argument("--prompt", action="append", required=True,
+                     help="text to continue; repeat for a batch of prompts")
+    gen.add_argument("--model", type=Path, default=None,
+                     help="a Hugging Face directory, a checkpoint or a training run "
+                     "(default: artifacts/<profile>/pretrained, chapter 04's export)")
+    gen.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    gen.add_argument("--tokenizer", type=Path, default=None,
+                     help="tokenizer.json (default: the model folder's, or the "
+                     "profile's for a checkpoint)")
+    gen.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                     help="at most this many new tokens (default: 200, or what fits "
+                     "the model's context)")
+    gen.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                     help="0 is greedy; below 1 sharper, above 1 flatter (0.8)")
+    gen.add_argument("--top-k", type=int, default=None, metavar="K",
+                     help="draw from the K most likely tokens only")
+    gen.add_argument("--top-p", type=float, default=0.95, metavar="P",
+                     help="draw from the most likely tokens holding P (0.95)")
+    gen.add_argument("--greedy", action="store_true",
+                     help="always the most likely token (temperature 0, no top-p)")
+    gen.add_argument("--seed", type=int, default=None,
+                     help="seed the draws, for text that can be reproduced")
+    gen.add_argument("--no-stop", action="store_true",
+                     help=f"do not stop at {EOT_TEXT}")
+    gen.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
+    gen.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
+                     help="convert the weights (default: as stored)")
+    gen.set_defaults(func=cmd_generate)
     return parser
 
 

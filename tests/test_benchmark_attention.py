@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import load_benchmark
 
 
 def test_attention_benchmark_reports_every_length_relative_to_sdpa(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "bench_attention", ROOT / "benchmarks" / "attention.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("attention")
     out = tmp_path / "attention.json"
     assert bench.main(["--device", "cpu", "--seq-lens", "32", "64", "--heads", "2",
                        "--head-dim", "16", "--tile", "16", "--repeats", "1",

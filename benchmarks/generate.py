@@ -158,8 +158,9 @@ def main(argv=None) -> int:
     for r in rows:
         nc = (f"{r['uncached_tok_s']:>9,.0f} {r['cache_speedup']:>7.1f}x"
               if "uncached_tok_s" in r else f"{'-':>9} {'-':>8}")
-        print(f"{r['tokens']:>7} {r['ours_tok_s']:>9,.0f} ({r['ours_median_tok_s']:>6,.0f})"
-              f" {r['hf_tok_s']:>9,.0f} ({r['hf_median_tok_s']:>6,.0f}) "
+        ours = f"{r['ours_tok_s']:>9,.0f} ({r['ours_median_tok_s']:>6,.0f})"
+        hf = f"{r['hf_tok_s']:>9,.0f} ({r['hf_median_tok_s']:>6,.0f})"
+        print(f"{r['tokens']:>7} {ours} {hf} "
               f"{r['ratio']:>5.2f}x {nc} {str(r['same_tokens']):>5}")
     if args.json:
         args.json.write_text(json.dumps({"device": where, "dtype": args.dtype,

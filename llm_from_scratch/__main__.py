@@ -125,7 +125,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prompts = [tok.encode(p).ids for p in args.prompt]
     longest = max(len(p) for p in prompts)
     room = model.config.context_len - longest
-    new = args.max_new_tokens if args.max_new_tokens is not None else min(200, room)
+    new = args.max_new_tokens
+    if new is None:  # up to 200, as many as fit (a too-long prompt: an error below)
+        new = max(0, min(200, room))
     eot = tok.token_to_id(EOT_TEXT)
     options = dict(temperature=0.0 if args.greedy else args.temperature,
                    top_k=args.top_k, top_p=None if args.greedy else args.top_p,
@@ -225,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seed the draws, for text that can be reproduced")
     gen.add_argument("--no-stop", action="store_true",
                      help=f"do not stop at {EOT_TEXT}")
-    gen.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
+    gen.add_argument("--device", default=None,
+                     help="cpu, cuda, mps (default: the best available)")
     gen.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
                      help="convert the weights (default: as stored)")
     gen.set_defaults(func=cmd_generate)

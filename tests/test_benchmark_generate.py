@@ -1,4 +1,4 @@
-"""benchmarks/generate.py runs end to end on the CPU and checks its tokens against HF."""
+"""benchmarks/generate.py runs on the CPU and checks its tokens against HF."""
 
 from __future__ import annotations
 

@@ -78,6 +78,7 @@ def test_generate_batches_several_prompts(model_dir):
     (["--max-new-tokens", "500"], "context_len"),
     (["--temperature", "-1"], "temperature"),
     (["--top-p", "2"], "top_p"),
+    (["--prompt", "Tom and Lily played in the garden all day. " * 8], "context_len"),
 ])
 def test_generate_rejects_requests_that_cannot_run_in_one_line(model_dir, args,
                                                                message):

@@ -22,7 +22,6 @@ What the module holds, up front:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +30,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.attention import causal_mask
+
+
+def check_sampling(temperature: float, top_k: int | None = None,
+                   top_p: float | None = None) -> None:
+    """Raise a clear ValueError for settings no sampler accepts."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 is greedy), not {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], not {top_p}")
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -43,8 +53,7 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row; the others become -inf."""
-    if k < 1:
-        raise ValueError(f"top_k must be at least 1, not {k}")
+    check_sampling(1.0, top_k=k)
     k = min(k, logits.size(-1))
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1): k-th largest
     return logits.masked_fill(logits < kth, float("-inf"))
@@ -56,24 +65,13 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     A token stays when the tokens more likely than it hold less than p together,
     so the most likely token always stays.
     """
-    if not 0 < p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], not {p}")
+    check_sampling(1.0, top_p=p)
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = torch.softmax(sorted_logits.float(), dim=-1)
     before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
     drop_sorted = before >= p
     drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
     return logits.masked_fill(drop, float("-inf"))
-
-
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None):
-    """Raise a clear ValueError for settings no sampler accepts."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 is greedy), not {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be at least 1, not {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], not {top_p}")
 
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0,
@@ -250,13 +248,10 @@ def generate(model: nn.Module, prompts: Sequence[Sequence[int]],
 
 def stream(model: nn.Module, prompt: Sequence[int], max_new_tokens: int,
            **options) -> Iterator[int]:
-    """One prompt's new token ids, each yielded as soon as it is produced."""
-    stops = set(options.get("stop_ids", ()))
+    """One prompt's new token ids, each yielded as soon as it is produced (the last
+    is the stop id when one ended it: decode_steps stops after it)."""
     for nxt in decode_steps(model, [prompt], max_new_tokens, **options):
-        t = int(nxt[0])
-        yield t
-        if t in stops:
-            return
+        yield int(nxt[0])
 
 
 def decode_stream(tokenizer, ids: Iterable[int], skip_special_tokens: bool = True
@@ -298,11 +293,6 @@ def find_weights(path: str | Path) -> Path:
         "manifest.json (a checkpoint) or checkpoints/latest (a training run)")
 
 
-def tokenizer_digest(tokenizer) -> str:
-    """The digest of a tokenizer that chapter 04's checkpoints record."""
-    return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()[:16]
-
-
 def load_model(path: str | Path, tokenizer: str | Path | None = None, device=None,
                dtype: torch.dtype | None = None):
     """(model in eval mode, tokenizer, weights folder) from a folder of find_weights.
@@ -316,7 +306,8 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
     from llm_from_scratch.hf import CheckpointError, load_hf
     from llm_from_scratch.model import GPT, GPTConfig
     from llm_from_scratch.tokenizer import load_or_train
-    from llm_from_scratch.train import load_checkpoint, read_checkpoint_state
+    from llm_from_scratch.train import (load_checkpoint, read_checkpoint_state,
+                                        tokenizer_digest)
 
     folder = find_weights(path)
     tok = Tokenizer.from_file(str(tokenizer)) if tokenizer else None

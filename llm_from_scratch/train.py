@@ -844,6 +844,12 @@ def peak_flops(device: torch.device, precision: str) -> float | None:
     return next((f for key, f in PEAK_FLOPS.items() if key in name), None)
 
 
+def tokenizer_digest(tokenizer) -> str:
+    """A short digest of a tokenizer (HF tokenizers): a checkpoint records it, so that
+    whoever loads the checkpoint can tell whether a tokenizer is the run's."""
+    return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()[:16]
+
+
 def train_config(sizes) -> TrainConfig:
     """The loop's configuration from a profile's ``train`` section (TrainSizes)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -880,7 +886,7 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     ctx = mconfig.context_len
     meta = {"profile": P.name, "seed": sizes.seed, "batch_size": sizes.batch_size,
             "eval_batches": sizes.eval_batches, "sample_tokens": sizes.sample_tokens,
-            "tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest()[:16],
+            "tokenizer": tokenizer_digest(tok),
             "shards": {s: [[p.name, p.stat().st_size] for p in ps]
                        for s, ps in shards.items()}}
     run_id = json_digest({"meta": meta, "model": dataclasses.asdict(mconfig),

@@ -17,8 +17,7 @@ from llm_from_scratch.generate import (KVCache, check_request, decode_stream,
                                        decode_steps, find_weights, generate,
                                        left_pad, load_model, make_caches,
                                        next_token_probs, padding_mask, sample_next,
-                                       stream, tokenizer_digest, top_k_filter,
-                                       top_p_filter)
+                                       stream, top_k_filter, top_p_filter)
 from llm_from_scratch.hf import CheckpointError, save_hf
 from llm_from_scratch.model import GPT, GPTConfig
 
@@ -314,7 +313,7 @@ def test_load_model_reads_a_hugging_face_directory(tmp_path, story_tokenizer):
 
 
 def _write_checkpoint(run_dir, model, tokenizer):
-    from llm_from_scratch.train import AdamW, save_checkpoint
+    from llm_from_scratch.train import AdamW, save_checkpoint, tokenizer_digest
 
     state = {"step": 3, "tokens": 0, "seconds": 0.0,
              "config": {"model": dataclasses.asdict(model.config), "profile": "smoke",

@@ -110,6 +110,33 @@ class GenerateSizes:
 
 
 @dataclass(frozen=True)
+class SFTSizes:
+    """Chapter 08: the instruction set and the supervised fine-tuning (SFT) run.
+
+    The model, its context and the data are chapter 04's; the optimizer fields have
+    TrainSizes' meaning.
+    """
+
+    per_story: int  # training instructions derived from each train-split story
+    max_constraints: int  # constraints per instruction, at most
+    eval_instructions: int  # held-out (validation split) instructions for the rates
+    batch_size: int  # sequences per micro-batch
+    grad_accum: int  # micro-batches per optimizer step
+    max_steps: int  # optimizer steps of the tuning run
+    lr: float  # peak learning rate (below pretraining's: the model is trained)
+    min_lr: float  # the cosine decays to this
+    warmup_steps: int  # linear warmup from lr / warmup_steps to lr
+    weight_decay: float  # AdamW's decoupled decay of the matrices
+    grad_clip: float  # clip the global gradient norm to this (0: never)
+    precision: str  # "fp32", "bf16" or "fp16"
+    eval_interval: int  # steps between validation losses on held-out replies
+    eval_batches: int  # validation batches per evaluation
+    checkpoint_interval: int  # steps between checkpoints
+    seed: int  # the instructions' draws and the data order
+    examples_shown: int  # held-out prompts answered before and after, in the chapter
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
@@ -118,6 +145,7 @@ class Profile:
     model: ModelSizes
     train: TrainSizes
     generate: GenerateSizes
+    sft: SFTSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -142,6 +170,11 @@ PROFILES: dict[str, Profile] = {
             sweep_context=32, sweep_batch=8, sweep_flops=4e9, sweep_evals=5),
         generate=GenerateSizes(max_new_tokens=24, timing_prompt=8,
                                timing_lengths=(8, 16, 32), timing_repeats=1, seed=0),
+        sft=SFTSizes(per_story=1, max_constraints=2, eval_instructions=24,
+                     batch_size=8, grad_accum=1, max_steps=30, lr=1e-3, min_lr=1e-4,
+                     warmup_steps=5, weight_decay=0.0, grad_clip=1.0,
+                     precision="fp32", eval_interval=10, eval_batches=2,
+                     checkpoint_interval=15, seed=0, examples_shown=2),
     ),
     "cpu": Profile(
         name="cpu",
@@ -168,6 +201,11 @@ PROFILES: dict[str, Profile] = {
         generate=GenerateSizes(max_new_tokens=120, timing_prompt=16,
                                timing_lengths=(32, 64, 128, 256, 512),
                                timing_repeats=3, seed=0),
+        sft=SFTSizes(per_story=2, max_constraints=3, eval_instructions=300,
+                     batch_size=16, grad_accum=1, max_steps=200, lr=5e-4,
+                     min_lr=5e-5, warmup_steps=20, weight_decay=0.0, grad_clip=1.0,
+                     precision="bf16", eval_interval=50, eval_batches=8,
+                     checkpoint_interval=50, seed=0, examples_shown=3),
     ),
     "gpu": Profile(
         name="gpu",
@@ -194,6 +232,11 @@ PROFILES: dict[str, Profile] = {
         generate=GenerateSizes(max_new_tokens=200, timing_prompt=32,
                                timing_lengths=(64, 128, 256, 512, 1024),
                                timing_repeats=3, seed=0),
+        sft=SFTSizes(per_story=4, max_constraints=3, eval_instructions=500,
+                     batch_size=32, grad_accum=1, max_steps=1000, lr=2e-4,
+                     min_lr=2e-5, warmup_steps=50, weight_decay=0.0, grad_clip=1.0,
+                     precision="bf16", eval_interval=100, eval_batches=20,
+                     checkpoint_interval=200, seed=0, examples_shown=3),
     ),
 }
 

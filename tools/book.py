@@ -45,7 +45,7 @@ class BuildError(Exception):
 
 
 def chapter_paths(selected: list[str] | None = None) -> list[Path]:
-    paths = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    paths = export.chapter_files(CHAPTERS)  # numbered chapters, then appendices
     if selected:
         paths = [p for p in paths if any(p.name.startswith(s) for s in selected)]
         if not paths:

@@ -158,7 +158,11 @@ def step_attention(sizes: Sizes, out_dir: Path, save) -> dict:
         os.environ["TRITON_INTERPRET"] = "1"
     bench = load_benchmark("attention")
     impls = ["tiled", "triton", "SDPA-flash", "SDPA-mem", "SDPA-cudnn", "SDPA-math"]
-    have_fa = importlib.util.find_spec("flash_attn") is not None
+    try:  # installed is not enough: an extension built for another torch fails here
+        import flash_attn  # noqa: F401
+        have_fa = True
+    except Exception:  # noqa: BLE001
+        have_fa = False
     path = out_dir / "attention-bench.json"
     rc = bench.main([*sizes.attention, "--backends", "--impls", *impls,
                      *(["flash_attn"] if have_fa else []), "--json", str(path)])

@@ -21,6 +21,7 @@ PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3
 PACKAGES=("$@")
 [ ${#PACKAGES[@]} -gt 0 ] || PACKAGES=(regex)
 mkdir -p "$DEST"
+rm -rf "$DEST/site"  # what gpu.sh installed on another machine, for another Python
 "$PY" -m pip download --quiet --only-binary=:all: --no-deps --dest "$DEST" \
     --python-version 3.12 --implementation cp --abi cp312 \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \

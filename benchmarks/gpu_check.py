@@ -98,7 +98,10 @@ def install(wheels: Path, site: Path, needs: dict[str, str]) -> dict:
     missing = [m for m in needs if importlib.util.find_spec(m) is None]
     done, absent = {}, []
     for module in missing:
-        found = sorted(wheels.glob(f"{needs[module].replace('-', '_')}-*.whl"))
+        tags = (f"-cp{sys.version_info.major}{sys.version_info.minor}-", "-py3-")
+        name = needs[module].replace("-", "_")
+        found = sorted(w for w in wheels.glob(f"{name}-*.whl")
+                       if any(t in w.name for t in tags))  # wheels for this Python
         if not found:
             absent.append(module)
             continue
@@ -352,13 +355,14 @@ def _load_step(out_dir: Path, name: str) -> dict:
     if record["status"] not in ("no result", "incomplete"):
         return record
     rc = rc_file.read_text().strip() if rc_file.exists() else None
-    record["why"] = {None: "not run", "124": "timed out: past gpu.sh's limit for it",
+    record["why"] = {None: "not run", "budget": "not run: gpu.sh's time budget spent",
+                     "124": "timed out: past gpu.sh's limit for it",
                      "137": "killed: out of memory, or past its limit"}.get(
         rc, f"exited with status {rc} before it finished")
     if record["status"] == "incomplete":
         record["why"] += "; what it finished is kept"
     log = out_dir / f"{name}.log"
-    if rc is not None and log.exists():
+    if rc not in (None, "budget") and log.exists():
         record["log_tail"] = log.read_text(errors="replace").splitlines()[-15:]
     return record
 

@@ -18,7 +18,6 @@ What the module holds, up front:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -58,7 +57,8 @@ def chat_model(base: str | Path):
     to the tokenizer and rows for them grown in the model (mean-initialised)."""
     from tokenizers import Tokenizer
 
-    from llm_from_scratch.hf import CheckpointError, load_hf
+    from llm_from_scratch.checkpoint import CheckpointError
+    from llm_from_scratch.hf import load_hf
 
     base = Path(base)
     if not (base / "tokenizer.json").is_file():
@@ -93,11 +93,6 @@ class SFTRun:
     instructions: dict[str, list[Instruction]]
 
 
-def _weights_id(folder: Path) -> str:
-    with open(folder / "model.safetensors", "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
-
-
 def sft(profile: str = "auto", *, mask_prompt: bool = True,
         base: str | os.PathLike | None = None,
         data_path: str | os.PathLike | None = None,
@@ -112,9 +107,10 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     finished run exports to ``artifacts/<profile>/chat`` (``chat-unmasked`` without
     the mask), or export_dir.
     """
-    from llm_from_scratch.data import json_digest, prepare_corpus
-    from llm_from_scratch.hf import CheckpointError
+    from llm_from_scratch.checkpoint import CheckpointError
+    from llm_from_scratch.data import prepare_corpus
     from llm_from_scratch.profiles import get_profile
+    from llm_from_scratch.storage import file_sha256, json_digest
     from llm_from_scratch.train import (REPORTING_FIELDS, ShuffledBatches,
                                         fixed_batches, pretrain, tokenizer_digest,
                                         train, train_config)
@@ -139,7 +135,8 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     held_out = sets["valid"][S.eval_instructions:] or sets["valid"]
     val = fixed_batches(SFTDataset(tok, held_out, ctx), S.batch_size, S.eval_batches)
     config = train_config(S)
-    meta = {"profile": P.name, "base": _weights_id(folder), "mask_prompt": mask_prompt,
+    meta = {"profile": P.name, "base": file_sha256(folder / "model.safetensors")[:16],
+            "mask_prompt": mask_prompt,
             "tokenizer": tokenizer_digest(tok), "seed": S.seed,
             "batch_size": S.batch_size, "eval_batches": S.eval_batches,
             "instructions": json_digest([[i.prompt, i.reference]

@@ -200,8 +200,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
     val = result.rows("val_loss")
     if val:
         print(f"validation:   loss {val[-1]['val_loss']:.4f} on held-out replies")
-    print(f"model:        {run.export}  (talk to it: llmfs chat --model "
-          f"{run.export})")
+    print(f"model:        {run.export}")
+    print(f"talk to it:   llmfs chat --model {run.export}")
     return 0
 
 

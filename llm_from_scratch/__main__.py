@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(info)
     info.set_defaults(func=cmd_info)
     train = sub.add_parser("train", help=cmd_train.__doc__,
-                           description=cmd_train.__doc__ + " Works under torchrun.")
+                           description=cmd_train.__doc__)
     _add_profile(train)
     train.add_argument("--data", default=None,
                        help="folder of TinyStories text files (default: $LLMFS_DATA)")

@@ -203,35 +203,6 @@ def clean_stories(stories: Iterable[str]) -> tuple[list[str], Counter]:
     return kept, report
 
 
-import hashlib
-import json
-
-
-def json_digest(obj, length: int = 16) -> str:
-    """A short, stable hash of a JSON-serialisable value (cache keys, run ids)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file, or a directory's list of names, to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
-    """Write under a temporary name, flush, then rename: a crash at any moment leaves
-    the old file or the new one in place, never half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    fsync_path(tmp)
-    os.replace(tmp, path)
-    fsync_path(path.parent)  # the rename itself reaches the disk
-
-
 def load_shards(shards: list[Path]) -> list[np.ndarray]:
     """Memory-map token shards (read-only): nothing is read until it is used."""
     return [np.memmap(p, dtype=np.uint16, mode="r") for p in shards]

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from llm_from_scratch.attention import rope_cache
+from llm_from_scratch.checkpoint import CheckpointError  # appendix B
 from llm_from_scratch.data import EOT
 from llm_from_scratch.model import GPT, GPTConfig
 
@@ -33,10 +34,6 @@ _SUPPORTED = {
     "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
     "pretraining_tp": 1, "rope_scaling": None,
 }
-
-
-class CheckpointError(ValueError):
-    """A model directory that cannot be loaded; the message says what is wrong."""
 
 
 def hf_config(c: GPTConfig, dtype: torch.dtype = torch.float32,

@@ -21,9 +21,10 @@ import torch
 
 from llm_from_scratch.data import (EOT, SPLITS, TokenWindows, clean_stories,
                                    hub_dataset, load_stories, local_data_dir,
-                                   json_digest, split_files, write_atomic)
+                                   split_files)
 from llm_from_scratch.dedup import NEAR_DUP_THRESHOLD, deduplicate
 from llm_from_scratch.profiles import get_profile, resolve_profile_name
+from llm_from_scratch.storage import json_digest, write_atomic
 from llm_from_scratch.tokenizer import train_hf_tokenizer
 from llm_from_scratch.utils import artifacts_dir, progress
 

@@ -102,25 +102,6 @@ def _hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def load_stories(split: str = "train", path: str | os.PathLike | None = None,
-                 max_stories: int | None = None) -> list[str]:
-    """The first ``max_stories`` stories of ``split`` (train or valid); None: all.
-
-    Reads the local folder ``path`` or ``$LLMFS_DATA`` when one is given (the hub is
-    then never contacted), else streams the hub and stops after max_stories; raises
-    DataNotFoundError, with instructions, when neither has the data.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    if max_stories is not None and max_stories < 0:
-        raise ValueError(f"max_stories must be >= 0 or None, not {max_stories}")
-    folder = local_data_dir(path)
-    if folder is None:
-        return _read_hub(split, max_stories)
-    stories = (s for file in split_files(folder, split) for s in read_stories(file))
-    return list(islice(stories, max_stories))
-
-
 def _read_hub(split: str, max_stories: int | None) -> list[str]:
     # Streaming reads the parquet files a batch of rows at a time, so stopping
     # after max_stories downloads megabytes, not the corpus. With HF_HUB_OFFLINE
@@ -149,6 +130,25 @@ def _read_hub(split: str, max_stories: int | None) -> list[str]:
     finally:
         bar.close()
     return stories
+
+
+def load_stories(split: str = "train", path: str | os.PathLike | None = None,
+                 max_stories: int | None = None) -> list[str]:
+    """The first ``max_stories`` stories of ``split`` (train or valid); None: all.
+
+    Reads the local folder ``path`` or ``$LLMFS_DATA`` when one is given (the hub is
+    then never contacted), else streams the hub and stops after max_stories; raises
+    DataNotFoundError, with instructions, when neither has the data.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    if max_stories is not None and max_stories < 0:
+        raise ValueError(f"max_stories must be >= 0 or None, not {max_stories}")
+    folder = local_data_dir(path)
+    if folder is None:
+        return _read_hub(split, max_stories)
+    stories = (s for file in split_files(folder, split) for s in read_stories(file))
+    return list(islice(stories, max_stories))
 
 
 # UTF-8 read as Windows-1252: a lead byte shown as a Latin letter (Â..ô), then

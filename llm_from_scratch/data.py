@@ -103,9 +103,9 @@ def _hub_offline() -> bool:
 
 
 def _read_hub(split: str, max_stories: int | None) -> list[str]:
-    # Streaming reads the parquet files a batch of rows at a time, so stopping
-    # after max_stories downloads megabytes, not the corpus. With HF_HUB_OFFLINE
-    # set, datasets fails at once; else a quick connection test replaces its retries.
+    # Streaming reads the parquet files one row group at a time: stopping after
+    # max_stories leaves the rest of the corpus unread. With HF_HUB_OFFLINE set,
+    # datasets fails at once; else a quick connection test replaces its retries.
     name = hub_dataset()
     if not (Path(name).is_dir() or _hub_offline() or hub_reachable()):
         raise DataNotFoundError("LLMFS_DATA is not set and the Hugging Face hub is "

@@ -108,7 +108,7 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     the mask), or export_dir.
     """
     from llm_from_scratch.checkpoint import CheckpointError
-    from llm_from_scratch.data import prepare_corpus
+    from llm_from_scratch.pipeline import prepare_corpus
     from llm_from_scratch.profiles import get_profile
     from llm_from_scratch.storage import file_sha256, json_digest
     from llm_from_scratch.train import (REPORTING_FIELDS, ShuffledBatches,
@@ -240,9 +240,16 @@ def story_loss(model: nn.Module, tokenizer, profile: str = "auto",
                data_path: str | os.PathLike | None = None) -> dict:
     """Loss and bits per byte on the profile's whole validation split of plain
     stories (chapter 01's token shards, in the model's context length)."""
-    from llm_from_scratch.data import TokenWindows, prepare_tokens
+    from llm_from_scratch.data import TokenWindows
+    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.train import evaluate, fixed_batches, token_byte_lengths
 
+    shards_tok = load_or_train(profile, data_path)  # the tokenizer of the shards
+    vocab = tokenizer.get_vocab()
+    if any(vocab.get(t) != i for t, i in shards_tok.get_vocab().items()):
+        raise ValueError("the profile's token shards were made with another "
+                         "tokenizer than the model's: pretrain the model again "
+                         "(llmfs train) or pass the shards' data_path")
     valid = TokenWindows(prepare_tokens(profile, data_path)["valid"],
                          model.config.context_len)
     return evaluate(model, fixed_batches(valid, batch_size), precision,

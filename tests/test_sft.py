@@ -61,7 +61,7 @@ def base_dir(tmp_path_factory, data_dir):
     """A random model of the smoke profile's shape with the smoke tokenizer."""
     from llm_from_scratch.hf import save_hf
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.tokenizer import load_or_train
+    from llm_from_scratch.pipeline import load_or_train
 
     tok = load_or_train("smoke", data_dir)
     torch.manual_seed(0)
@@ -104,7 +104,7 @@ def llmfs(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 def test_sft_without_an_instruction_that_fits_is_a_one_line_error(tmp_path,
                                                                   data_dir):
     from llm_from_scratch.hf import save_hf
-    from llm_from_scratch.tokenizer import load_or_train
+    from llm_from_scratch.pipeline import load_or_train
 
     tok = load_or_train("smoke", data_dir)
     model = GPT(GPTConfig(vocab_size=tok.get_vocab_size(), n_layers=1, n_heads=2,

@@ -182,11 +182,11 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
     import torch
 
     from llm_from_scratch.batches import ShuffledBatches
-    from llm_from_scratch.data import TokenWindows, prepare_tokens
+    from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
-    from llm_from_scratch.profiles import get_profile
+    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.precision import peak_flops
-    from llm_from_scratch.tokenizer import load_or_train
+    from llm_from_scratch.profiles import get_profile
     from llm_from_scratch.train import train
     from llm_from_scratch.utils import set_seed
 

@@ -145,7 +145,7 @@ class SFTSizes:
     warmup_steps: int  # linear warmup from lr / warmup_steps to lr
     weight_decay: float  # AdamW's decoupled decay of the matrices
     grad_clip: float  # clip the global gradient norm to this (0: never)
-    precision: str  # "fp32", "bf16" or "fp16"
+    precision: str  # "fp32", "bf16", "fp16" or "auto" (bf16 where native)
     eval_interval: int  # steps between validation losses on held-out replies
     eval_batches: int  # validation batches per evaluation
     checkpoint_interval: int  # steps between checkpoints
@@ -237,7 +237,7 @@ PROFILES: dict[str, Profile] = {
         sft=SFTSizes(per_story=2, max_constraints=3, eval_instructions=300,
                      batch_size=16, grad_accum=1, max_steps=200, lr=5e-4,
                      min_lr=5e-5, warmup_steps=20, weight_decay=0.0, grad_clip=1.0,
-                     precision="bf16", eval_interval=50, eval_batches=8,
+                     precision="auto", eval_interval=50, eval_batches=8,
                      checkpoint_interval=50, seed=0, examples_shown=3),
     ),
     "gpu": Profile(
@@ -276,7 +276,7 @@ PROFILES: dict[str, Profile] = {
         sft=SFTSizes(per_story=4, max_constraints=3, eval_instructions=500,
                      batch_size=32, grad_accum=1, max_steps=1000, lr=2e-4,
                      min_lr=2e-5, warmup_steps=50, weight_decay=0.0, grad_clip=1.0,
-                     precision="bf16", eval_interval=100, eval_batches=20,
+                     precision="auto", eval_interval=100, eval_batches=20,
                      checkpoint_interval=200, seed=0, examples_shown=3),
     ),
 }

@@ -39,17 +39,16 @@ class InstructionSetError(ValueError):
     """No instruction to train on (an empty set trains nothing); says why."""
 
 
-def sft_loss(model: nn.Module, batch) -> torch.Tensor:
-    """Mean cross-entropy over the kept targets of an (input, target) batch.
+def sft_loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy, kept targets) of an (input, target) batch: the loop's
+    next_token_loss, after cutting off the columns that are padding in every row
+    (they cost compute and count for nothing)."""
+    from llm_from_scratch.train import next_token_loss
 
-    Columns that are padding in every row are cut off first: they cost compute and
-    count for nothing.
-    """
-    x, y = batch
+    x, y = batch[0], batch[1]
     kept = (y != IGNORE).any(0).nonzero()
     width = int(kept.max()) + 1 if len(kept) else 1
-    _, loss = model(x[:, :width], y[:, :width])
-    return loss
+    return next_token_loss(model, (x[:, :width], y[:, :width]))
 
 
 def chat_model(base: str | Path):
@@ -112,8 +111,9 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     from llm_from_scratch.profiles import get_profile
     from llm_from_scratch.storage import file_sha256, json_digest
     from llm_from_scratch.batches import ShuffledBatches, spread_batches
+    from llm_from_scratch.precision import resolve_precision
     from llm_from_scratch.pretrain import pretrain
-    from llm_from_scratch.runs import tokenizer_digest
+    from llm_from_scratch.runs import TOKENIZER_FILE, tokenizer_digest
     from llm_from_scratch.train import REPORTING_FIELDS, TrainConfig, train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
@@ -134,11 +134,13 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
             f"no training instruction: none of {len(stories['train']):,} train "
             f"stories gives a prompt and reply that fit the context of {ctx} tokens")
     held_out = sets["valid"][S.eval_instructions:] or sets["valid"]
-    val = spread_batches(SFTDataset(tok, held_out, ctx), S.batch_size,
-                         S.eval_batches)
-    loop_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    val = spread_batches(SFTDataset(tok, held_out, ctx), S.batch_size, S.eval_batches)
+    loop = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in dataclasses.asdict(S).items()
-                            if k in loop_fields})
+                            if k in loop})
+    device = pick_device()
+    used = dataclasses.replace(config, precision=resolve_precision(config.precision,
+                                                                   device))
     meta = {"profile": P.name, "base": file_sha256(folder / "model.safetensors")[:16],
             "mask_prompt": mask_prompt,
             "tokenizer": tokenizer_digest(tok), "seed": S.seed,
@@ -146,15 +148,16 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
             "instructions": json_digest([[i.prompt, i.reference]
                                          for i in sets["train"]])}
     run_id = json_digest({"meta": meta, "train": {
-        k: v for k, v in dataclasses.asdict(config).items()
+        k: v for k, v in dataclasses.asdict(used).items()
         if k not in REPORTING_FIELDS}}, length=10)
     out = Path(out_dir) if out_dir else artifacts_dir(P.name) / "sft" / run_id
     set_seed(S.seed)
-    model.to(pick_device())
+    model.to(device)
     batches = ShuffledBatches(SFTDataset(tok, sets["train"], ctx, mask_prompt),
                               S.batch_size, seed=S.seed)
-    result = train(model, batches, config, val_data=val or None, out_dir=out,
-                   meta=meta, resume=resume, stop_at_step=stop_at_step)
+    result = train(model, batches, config, loss_fn=sft_loss, val_data=val or None,
+                   out_dir=out, run_files={TOKENIZER_FILE: tok.to_str()}, meta=meta,
+                   resume=resume, stop_at_step=stop_at_step)
     export = None
     if result.stopped is None:
         export = Path(export_dir) if export_dir else artifacts_dir(P.name) / (

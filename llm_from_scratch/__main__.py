@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import platform
 import signal
 import sys
@@ -21,6 +20,9 @@ from llm_from_scratch import __version__
 from llm_from_scratch.data import EOT as EOT_TEXT
 from llm_from_scratch.data import DataNotFoundError, local_data_dir
 from llm_from_scratch.checkpoint import CheckpointError
+from llm_from_scratch.distributed import (PARALLEL_METHODS, LaunchError,
+                                          close_distributed, init_distributed,
+                                          rank_batch_size)
 from llm_from_scratch.precision import CHOICES as PRECISION_CHOICES
 from llm_from_scratch.precision import choose_precision
 from llm_from_scratch.profiles import (PROFILE_NAMES, TrainSizes, UnknownProfileError,
@@ -60,19 +62,6 @@ TRAIN_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)] + [
     if f.name != "loop" and not f.name.startswith(("timing_", "sweep_"))]
 
 
-def _start_distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group only when torchrun started us."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Pretrain the profile's model (chapter 04); resumes an interrupted run."""
     from llm_from_scratch.data import prepare_tokens
@@ -84,18 +73,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name in ("sample_steps", "betas"):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
-    rank, world = _start_distributed()
+    launch = init_distributed(args.backend)  # a single process joins no group
+    rank, world = launch.rank, launch.world_size
     try:
-        if world > 1:  # one process makes the tokenizer and shards; the rest wait
-            if rank == 0:
+        if world > 1:
+            # --batch-size is the global batch: each rank gets its share of it, so
+            # N processes train on the batches one process would.
+            batch = get_profile(args.profile).train.batch_size
+            overrides["batch_size"] = rank_batch_size(
+                overrides.get("batch_size", batch), world)
+            if rank == 0:  # one process makes the tokenizer and shards; the rest wait
                 prepare_tokens(args.profile, args.data)
             torch.distributed.barrier()
         result, _, _ = pretrain(args.profile, data_path=args.data, out_dir=args.out,
                                 resume=not args.restart, stop_at_step=args.stop_at_step,
-                                **overrides)
+                                parallel=args.parallel, **overrides)
     finally:
-        if world > 1:
-            torch.distributed.destroy_process_group()
+        close_distributed()
     if rank != 0:
         return 0
     run_dir = result.checkpoint.parent.parent if result.checkpoint else args.out
@@ -207,8 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help=cmd_info.__doc__)
     info.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
     info.set_defaults(func=cmd_info)
-    train = sub.add_parser("train", help=cmd_train.__doc__,
-                           description=cmd_train.__doc__)
+    train = sub.add_parser(
+        "train", help=cmd_train.__doc__,
+        description=cmd_train.__doc__ + " Under torchrun (chapter 06) the processes "
+        "train one model data-parallel, each on its share of every global batch.")
     train.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
     train.add_argument("--data", default=None,
                        help="folder of TinyStories text files (default: $LLMFS_DATA)")
@@ -218,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start again instead of resuming a checkpoint")
     train.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
                        help="stop cleanly, with a checkpoint, after this step")
+    train.add_argument("--parallel", choices=PARALLEL_METHODS, default=None,
+                       help="how several processes share the training under torchrun "
+                       "(default: ddp, PyTorch's DistributedDataParallel)")
+    train.add_argument("--backend", choices=["nccl", "gloo"], default=None,
+                       help="torch.distributed backend (default: nccl with GPUs, "
+                       "gloo without)")
+    train.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                       help=argparse.SUPPRESS)  # appended by DeepSpeed's launcher
     _add_train_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -259,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UnknownProfileError, DataNotFoundError, CheckpointError) as exc:
+    except (UnknownProfileError, DataNotFoundError, CheckpointError,
+            LaunchError) as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.NonFiniteLossError: its diagnosis

@@ -92,10 +92,10 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     is resumed. Under torchrun, ``parallel`` says how the processes share the
     model (chapter 06's ``parallelize``; DDP by default).
     """
-    from llm_from_scratch.data import TokenWindows, prepare_tokens
+    from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
+    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.tokenizer import load_or_train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
     P = get_profile(profile)  # the one place the name is resolved

@@ -6,8 +6,8 @@ value of every section.
 
 - ``smoke``: CI. Proves that every cell runs and every check holds, on tiny data and
   models, a couple of minutes a chapter on 2 CPU cores. Not for quality.
-- ``cpu``: a laptop without a GPU. Real results on the whole local data; the whole book
-  in about an hour on 2 cores.
+- ``cpu``: a laptop without a GPU. Real results on all of the local sample (or as many
+  stories from the hub); the whole book in about an hour on 2 cores.
 - ``gpu``: one CUDA GPU, full-size runs.
 - ``auto``: ``gpu`` when CUDA is available, else ``cpu``.
 """
@@ -25,12 +25,14 @@ from llm_from_scratch.train import TrainConfig
 class DataSizes:
     """Chapter 01: how much TinyStories text to read, and the tokenizer's sizes."""
 
-    max_stories: int | None  # per split; None reads every story available
+    max_train_stories: int  # read at most this many train stories, whatever the source
+    max_valid_stories: int  # and at most this many validation stories
     vocab_size: int  # the production tokenizer: bytes + merges + <|endoftext|>
     bpe_demo_stories: int  # corpus on which the naive and fast BPE trainers race
     bpe_demo_vocab: int  # vocabulary size of that race
     compression_vocab_sizes: tuple[int, ...]  # vocabulary sizes of the compression plot
     shard_tokens: int  # tokens per shard file
+    all_pairs_stories: int  # the quadratic all-pairs reference of MinHash/LSH reads these
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,33 @@ class ParallelSizes:
 
 
 @dataclass(frozen=True)
+class SFTSizes:
+    """Chapter 08: the instruction set and the supervised fine-tuning (SFT) run.
+
+    The model, its context and the data are chapter 04's; the optimizer fields have
+    TrainSizes' meaning.
+    """
+
+    per_story: int  # training instructions derived from each train-split story
+    max_constraints: int  # constraints per instruction, at most
+    eval_instructions: int  # held-out (validation split) instructions for the rates
+    batch_size: int  # sequences per micro-batch
+    grad_accum: int  # micro-batches per optimizer step
+    max_steps: int  # optimizer steps of the tuning run
+    lr: float  # peak learning rate (below pretraining's: the model is trained)
+    min_lr: float  # the cosine decays to this
+    warmup_steps: int  # linear warmup from lr / warmup_steps to lr
+    weight_decay: float  # AdamW's decoupled decay of the matrices
+    grad_clip: float  # clip the global gradient norm to this (0: never)
+    precision: str  # "fp32", "bf16" or "fp16"
+    eval_interval: int  # steps between validation losses on held-out replies
+    eval_batches: int  # validation batches per evaluation
+    checkpoint_interval: int  # steps between checkpoints
+    seed: int  # the instructions' draws and the data order
+    examples_shown: int  # held-out prompts answered before and after, in the chapter
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
@@ -134,15 +163,17 @@ class Profile:
     train: TrainSizes
     generate: GenerateSizes
     parallel: ParallelSizes
+    sft: SFTSizes
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         summary="CI: tiny data and models; proves every cell runs",
-        data=DataSizes(max_stories=400, vocab_size=512, bpe_demo_stories=100,
-                      bpe_demo_vocab=300, compression_vocab_sizes=(300, 512, 1024),
-                      shard_tokens=2**15),
+        data=DataSizes(max_train_stories=400, max_valid_stories=400, vocab_size=512,
+                       bpe_demo_stories=100, bpe_demo_vocab=300,
+                       compression_vocab_sizes=(300, 512, 1024), shard_tokens=2**15,
+                       all_pairs_stories=800),
         attention=AttentionSizes(
             d_model=64, n_heads=4, n_kv_heads=2, sweep_seq_lens=(64, 128, 256, 512),
             sweep_batch=1, sweep_heads=2, sweep_head_dim=32, naive_max_seq_len=512,
@@ -163,14 +194,22 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=32, demo_heads=4, demo_vocab=96,
             demo_context=16, demo_batch=8, demo_steps=5, bucket_kb=16,
             ring_elements=2**16, timing_batch=8, timing_steps=3, cli_steps=4),
+        sft=SFTSizes(per_story=1, max_constraints=2, eval_instructions=24,
+                     batch_size=8, grad_accum=1, max_steps=30, lr=1e-3, min_lr=1e-4,
+                     warmup_steps=5, weight_decay=0.0, grad_clip=1.0,
+                     precision="fp32", eval_interval=10, eval_batches=2,
+                     checkpoint_interval=15, seed=0, examples_shown=2),
     ),
     "cpu": Profile(
         name="cpu",
         summary="a laptop CPU: real results on the local TinyStories files",
-        data=DataSizes(max_stories=None, vocab_size=4096, bpe_demo_stories=600,
-                       bpe_demo_vocab=512,
+        # 6,000 + 1,000 stories: every story of the local sample (5,316 train, the
+        # first 1,000 validation), and from the hub a few megabytes, streamed, that
+        # keep chapter 01 within minutes on 2 cores (the hub has 2.1M stories).
+        data=DataSizes(max_train_stories=6000, max_valid_stories=1000,
+                       vocab_size=4096, bpe_demo_stories=600, bpe_demo_vocab=512,
                        compression_vocab_sizes=(320, 512, 1024, 2048, 4096, 8192),
-                       shard_tokens=2**20),
+                       shard_tokens=2**20, all_pairs_stories=7000),
         attention=AttentionSizes(
             d_model=256, n_heads=8, n_kv_heads=2,
             sweep_seq_lens=(256, 512, 1024, 2048, 4096), sweep_batch=1, sweep_heads=4,
@@ -195,14 +234,21 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
             demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
             ring_elements=2**22, timing_batch=16, timing_steps=5, cli_steps=20),
+        sft=SFTSizes(per_story=2, max_constraints=3, eval_instructions=300,
+                     batch_size=16, grad_accum=1, max_steps=200, lr=5e-4,
+                     min_lr=5e-5, warmup_steps=20, weight_decay=0.0, grad_clip=1.0,
+                     precision="bf16", eval_interval=50, eval_batches=8,
+                     checkpoint_interval=50, seed=0, examples_shown=3),
     ),
     "gpu": Profile(
         name="gpu",
         summary="one CUDA GPU: full-size runs",
-        data=DataSizes(max_stories=None, vocab_size=8192, bpe_demo_stories=600,
-                       bpe_demo_vocab=512,
+        # A quarter of the hub's train split (about 100M tokens) and all of its
+        # 21,990 validation stories; pure-Python BPE and MinHash still finish.
+        data=DataSizes(max_train_stories=500_000, max_valid_stories=22_000,
+                       vocab_size=8192, bpe_demo_stories=600, bpe_demo_vocab=512,
                        compression_vocab_sizes=(512, 1024, 2048, 4096, 8192, 16384),
-                       shard_tokens=2**24),
+                       shard_tokens=2**24, all_pairs_stories=8000),
         attention=AttentionSizes(
             d_model=1024, n_heads=16, n_kv_heads=4,
             sweep_seq_lens=(512, 1024, 2048, 4096, 8192, 16384), sweep_batch=1,
@@ -227,6 +273,11 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
             demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
             ring_elements=2**26, timing_batch=32, timing_steps=10, cli_steps=50),
+        sft=SFTSizes(per_story=4, max_constraints=3, eval_instructions=500,
+                     batch_size=32, grad_accum=1, max_steps=1000, lr=2e-4,
+                     min_lr=2e-5, warmup_steps=50, weight_decay=0.0, grad_clip=1.0,
+                     precision="bf16", eval_interval=100, eval_batches=20,
+                     checkpoint_interval=200, seed=0, examples_shown=3),
     ),
 }
 
@@ -252,7 +303,7 @@ def resolve_profile_name(name: str = "auto") -> str:
 def get_profile(name: str = "auto", **sections) -> Profile:
     """The profile called ``name``, with whole sections optionally replaced.
 
-    >>> get_profile("smoke").data.max_stories
+    >>> get_profile("smoke").data.max_train_stories
     400
     """
     profile = PROFILES[resolve_profile_name(name)]

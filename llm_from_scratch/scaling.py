@@ -57,11 +57,11 @@ def sweep_run(profile, d_model: int, data_path=None) -> dict:
     """
     from llm_from_scratch.batches import ShuffledBatches, spread_batches
     from llm_from_scratch.checkpoint import CheckpointMismatchError
-    from llm_from_scratch.data import TokenWindows, prepare_tokens
+    from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, matmul_parameters
+    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.pretrain import data_identity
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.tokenizer import load_or_train
     from llm_from_scratch.train import TrainConfig, train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 

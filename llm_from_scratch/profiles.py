@@ -110,6 +110,20 @@ class GenerateSizes:
 
 
 @dataclass(frozen=True)
+class EvalSizes:
+    """Chapter 10: how many items each task has, and how the models are sampled."""
+
+    cloze_items: int  # story-cloze items built from validation stories
+    final_word_items: int  # final-word items built from validation stories
+    ngram: int  # words per n-gram of the contamination check
+    contamination_threshold: float  # an item sharing this share of n-grams is flagged
+    samples: int  # stories each model writes for the sample statistics
+    sample_tokens: int  # at most this many tokens per sample
+    batch_size: int  # sequences per forward pass when scoring
+    seed: int  # task building and sampling
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
@@ -118,6 +132,7 @@ class Profile:
     model: ModelSizes
     train: TrainSizes
     generate: GenerateSizes
+    eval: EvalSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -142,6 +157,9 @@ PROFILES: dict[str, Profile] = {
             sweep_context=32, sweep_batch=8, sweep_flops=4e9, sweep_evals=5),
         generate=GenerateSizes(max_new_tokens=24, timing_prompt=8,
                                timing_lengths=(8, 16, 32), timing_repeats=1, seed=0),
+        eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
+                       contamination_threshold=0.5, samples=8, sample_tokens=48,
+                       batch_size=16, seed=0),
     ),
     "cpu": Profile(
         name="cpu",
@@ -168,6 +186,9 @@ PROFILES: dict[str, Profile] = {
         generate=GenerateSizes(max_new_tokens=120, timing_prompt=16,
                                timing_lengths=(32, 64, 128, 256, 512),
                                timing_repeats=3, seed=0),
+        eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
+                       contamination_threshold=0.5, samples=32, sample_tokens=200,
+                       batch_size=16, seed=0),
     ),
     "gpu": Profile(
         name="gpu",
@@ -194,6 +215,9 @@ PROFILES: dict[str, Profile] = {
         generate=GenerateSizes(max_new_tokens=200, timing_prompt=32,
                                timing_lengths=(64, 128, 256, 512, 1024),
                                timing_repeats=3, seed=0),
+        eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
+                       contamination_threshold=0.5, samples=64, sample_tokens=256,
+                       batch_size=64, seed=0),
     ),
 }
 

@@ -12,14 +12,17 @@ plus the longest length, so lengths past the trained context can be timed; the
 weights do not change. The weights are exported with ``hf.save_hf`` and loaded into
 ``transformers.LlamaForCausalLM`` (SDPA attention, its default dynamic cache).
 
-Both generate greedily from the same random prompt, batch 1, with no stop token, so
-both produce exactly the tokens asked for; the script checks that they are the same
-tokens. Ours and HF's are timed round after round in alternating order, so that both
-see the same load on the machine, and each keeps its fastest round. Our loop without
-the cache (``use_cache=False``) is timed too, for the cache's own speed-up.
+Both generate greedily from the same random prompts (``--batch`` of them, all of the
+same length, so no padding), with no stop token, so both produce exactly the tokens
+asked for; the script checks that they are the same tokens and, where they are not,
+reports the first position where they part. Ours and HF's are timed round after
+round in alternating order, so that both see the same load on the machine, and each
+keeps its fastest round. Our loop without the cache (``use_cache=False``) is timed
+too, for the cache's own speed-up.
 
-Tokens per second = generated tokens / wall-clock seconds of the whole call, prompt
-included. ``ratio`` = our tokens/s / HF's (above 1: ours is faster).
+Tokens per second = generated tokens (over the whole batch) / wall-clock seconds of
+the whole call, prompt included. ``ratio`` = our tokens/s / HF's (above 1: ours is
+faster).
 """
 
 from __future__ import annotations
@@ -70,6 +73,17 @@ def build(args, context_len: int, device: torch.device, dtype: torch.dtype):
     return ours, theirs, what
 
 
+def first_difference(ours: list[list[int]], theirs: list[list[int]]):
+    """[sequence, position] of the first token where the two parted, or None."""
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        for j, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return [i, j]
+        if len(a) != len(b):
+            return [i, min(len(a), len(b))]
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None,
@@ -78,6 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 512],
                         help="generated tokens per call (default 64 256 512)")
     parser.add_argument("--prompt-len", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=1, help="prompts per call (1)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="alternating rounds of ours and HF's per length")
     parser.add_argument("--uncached-rounds", type=int, default=1,
@@ -101,18 +116,19 @@ def main(argv=None) -> int:
     ours, theirs, what = build(args, args.prompt_len + max(args.lengths), device, dtype)
     c = ours.config
     g = torch.Generator().manual_seed(1)
-    prompt = torch.randint(c.vocab_size, (args.prompt_len,), generator=g).tolist()
-    ids = torch.tensor([prompt], device=device)
+    prompts = torch.randint(c.vocab_size, (args.batch, args.prompt_len),
+                            generator=g).tolist()
+    ids = torch.tensor(prompts, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def run_ours(n, use_cache=True):
-        return generate(ours, [prompt], n, temperature=0, use_cache=use_cache)[0]
+        return generate(ours, prompts, n, temperature=0, use_cache=use_cache)
 
     @torch.inference_mode()
     def run_hf(n):
         out = theirs.generate(ids, attention_mask=torch.ones_like(ids),
                               max_new_tokens=n, do_sample=False, pad_token_id=0)
-        return out[0, len(prompt):].tolist()
+        return out[:, args.prompt_len:].tolist()
 
     def timed(fn, *a):
         sync()
@@ -126,7 +142,8 @@ def main(argv=None) -> int:
     print(f"model: {what}; {ours.num_parameters():,} parameters, {c.n_layers} layers, "
           f"d_model {c.d_model}, {c.n_heads} heads ({c.n_kv_heads} kv), vocab "
           f"{c.vocab_size:,}")
-    print(f"{where}; {args.dtype}; batch 1, prompt {args.prompt_len} tokens, greedy; "
+    print(f"{where}; {args.dtype}; batch {args.batch}, prompt {args.prompt_len} "
+          "tokens, greedy; "
           f"transformers {transformers.__version__}, torch {torch.__version__}")
     run_ours(8), run_hf(8)  # warm-up
     rows = []
@@ -139,16 +156,21 @@ def main(argv=None) -> int:
             for name, fn in order:
                 t, outs[name] = timed(fn, n)
                 times[name].append(t)
-        same = outs["ours"] == outs["HF"] and len(outs["ours"]) == n
-        row = {"tokens": n, "same_tokens": same,
-               "ours_tok_s": n / min(times["ours"]), "hf_tok_s": n / min(times["HF"]),
-               "ours_median_tok_s": n / statistics.median(times["ours"]),
-               "hf_median_tok_s": n / statistics.median(times["HF"])}
+        same = (outs["ours"] == outs["HF"]
+                and all(len(o) == n for o in outs["ours"]))
+        parted = first_difference(outs["ours"], outs["HF"])
+        made = n * args.batch  # generated tokens per call
+        row = {"tokens": n, "batch": args.batch, "same_tokens": same,
+               "first_difference": parted,
+               "ours_tok_s": made / min(times["ours"]),
+               "hf_tok_s": made / min(times["HF"]),
+               "ours_median_tok_s": made / statistics.median(times["ours"]),
+               "hf_median_tok_s": made / statistics.median(times["HF"])}
         row["ratio"] = row["ours_tok_s"] / row["hf_tok_s"]
         if args.uncached_rounds:
             slow = [timed(run_ours, n, False) for _ in range(args.uncached_rounds)]
             assert all(out == outs["ours"] for _, out in slow), "cache changed tokens"
-            row["uncached_tok_s"] = n / min(t for t, _ in slow)
+            row["uncached_tok_s"] = made / min(t for t, _ in slow)
             row["cache_speedup"] = row["ours_tok_s"] / row["uncached_tok_s"]
         rows.append(row)
     print(f"fastest of {args.rounds} alternating rounds (median in brackets), "

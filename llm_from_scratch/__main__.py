@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
     info.set_defaults(func=cmd_info)
     train = sub.add_parser("train", help=cmd_train.__doc__,
-                           description=cmd_train.__doc__ + " Works under torchrun.")
+                           description=cmd_train.__doc__)
     train.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
     train.add_argument("--data", default=None,
                        help="folder of TinyStories text files (default: $LLMFS_DATA)")

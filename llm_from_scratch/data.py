@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from llm_from_scratch.profiles import get_profile, resolve_profile_name
+from llm_from_scratch.storage import json_digest, write_atomic  # appendix B
 from llm_from_scratch.utils import artifacts_dir, progress
 
 EOT = "<|endoftext|>"  # the line that ends every story in the text files
@@ -344,31 +345,6 @@ def code_signature() -> str:
     for name in ("data.py", "tokenizer.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
-
-
-def json_digest(obj, length: int = 16) -> str:
-    """A short, stable hash of a JSON-serialisable value (cache keys, run ids)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file, or a directory's list of names, to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
-    """Write under a temporary name, flush, then rename: a crash at any moment leaves
-    the old file or the new one in place, never half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    fsync_path(tmp)
-    os.replace(tmp, path)
-    fsync_path(path.parent)  # the rename itself reaches the disk
 
 
 def prepare_corpus(profile: str = "auto", path: str | os.PathLike | None = None,

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from llm_from_scratch.attention import rope_cache
+from llm_from_scratch.checkpoint import CheckpointError  # appendix B
 from llm_from_scratch.model import GPT, GPTConfig
 
 WEIGHTS = "model.safetensors"
@@ -30,10 +31,6 @@ _UNSUPPORTED = {  # config.json fields of Llama variants this model does not imp
     "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
     "pretraining_tp": 1, "rope_scaling": None,
 }
-
-
-class CheckpointError(ValueError):
-    """A model directory that cannot be loaded; the message says what is wrong."""
 
 
 def hf_config(c: GPTConfig, dtype: torch.dtype = torch.float32,

@@ -43,8 +43,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from llm_from_scratch.data import fsync_path, json_digest, write_atomic
-from llm_from_scratch.hf import CheckpointError
+from llm_from_scratch.checkpoint import CheckpointError, CheckpointMismatchError
+from llm_from_scratch.storage import fsync_path, json_digest, write_atomic
 from llm_from_scratch.utils import progress
 
 LN2 = math.log(2.0)
@@ -325,10 +325,6 @@ class _Stream:
         else:
             for _ in range(state["consumed"]):
                 self.next()
-
-
-class CheckpointMismatchError(CheckpointError):
-    """A sound checkpoint of another run: other configuration, model or optimizer."""
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -8,16 +8,32 @@ from pathlib import Path
 
 import pytest
 
-from tools import nbclean
+from tools import export, nbclean
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 
-def test_there_are_chapters_and_all_are_numbered():
+def test_every_notebook_is_a_numbered_chapter_or_a_lettered_appendix():
     assert CHAPTERS, "no chapters found"
     for path in CHAPTERS:
-        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), path.name
+        assert re.fullmatch(r"(\d\d|[A-Z])_[a-z0-9_]+\.ipynb", path.name), path.name
+
+
+def test_appendices_come_after_the_numbered_chapters():
+    names = [p.name for p in export.chapter_files()]
+    assert sorted(names) == sorted(p.name for p in CHAPTERS)  # none left out
+    numbered = [n[0].isdigit() for n in names]
+    assert numbered == sorted(numbered, reverse=True), names
+    assert any(not n for n in numbered), "no appendix found"
+
+
+def test_the_table_of_contents_lists_chapters_then_appendices_then_references():
+    toc = (ROOT / "_toc.yml").read_text()
+    files = re.findall(r"file:\s*(\S+)", toc)
+    assert files[-1] == "book/references"
+    chapters = [f for f in files if f.startswith("chapters/")]
+    assert chapters == [f"chapters/{p.stem}" for p in export.chapter_files()]
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

@@ -5,8 +5,9 @@
 Chapter sources stay output-free. Executed copies go to ``_build/<profile>/`` beside
 copies of ``_config.yml``, ``_toc.yml`` and ``book/``; Jupyter Book builds there. A
 chapter is executed again only when its source, the package or the profile changed
-(``--force`` re-executes everything). The preface's last section,
-*About this build*, is written into the staging copy from what this run measured.
+(``--force`` re-executes everything). In the staging copy of the preface, the
+chapter list is written from ``_toc.yml`` (what the book holds, never more), and the
+last section, *About this build*, from what this run measured.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CHAPTERS = ROOT / "chapters"
 BUILD = ROOT / "_build"
 sys.path.insert(0, str(ROOT))  # the package and tools of this checkout, not another
 
+from llm_from_scratch.figures import Entry, book_outline  # noqa: E402
 from llm_from_scratch.profiles import PROFILES, UnknownProfileError, resolve_profile_name  # noqa: E402
 from tools import export  # noqa: E402
 
@@ -43,7 +45,7 @@ class BuildError(Exception):
 
 
 def chapter_paths(selected: list[str] | None = None) -> list[Path]:
-    paths = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    paths = export.chapter_files(CHAPTERS)  # numbered chapters, then appendices
     if selected:
         paths = [p for p in paths if any(p.name.startswith(s) for s in selected)]
         if not paths:
@@ -172,6 +174,41 @@ Versions of the key packages:
 """
 
 
+CHAPTER_LIST = re.compile(r"^```\{chapter-list\}\n(?P<body>.*?)^```\n", re.S | re.M)
+
+
+def chapter_list(preface: str, outline: list[Entry]) -> str:
+    """The preface with its ``{chapter-list}`` block replaced by the chapters and
+    appendices of ``outline`` (from ``_toc.yml``), each with the block's description
+    for its number; descriptions of chapters the outline lacks are left out."""
+    found = CHAPTER_LIST.search(preface)
+    if found is None:
+        raise BuildError("book/preface.md has no ```{chapter-list} block")
+    described: dict[str, str] = {}
+    key = None
+    for line in found["body"].splitlines():
+        item = re.match(r"(\d\d|[A-Z]):\s*(.*)", line)
+        if item:
+            key, text = item.groups()
+            described[key] = text
+        elif key and line.startswith(" ") and line.strip():
+            described[key] += " " + line.strip()
+        elif not line.strip():
+            key = None
+
+    def item(entry: Entry, head: str = "") -> str:
+        text = described.get(entry.number)
+        return f"**{head}{entry.label}.**" + (f" {text}" if text else "")
+
+    chapters = [e for e in outline if not e.is_appendix]
+    appendices = [e for e in outline if e.is_appendix]
+    lines = [f"{int(e.number)}. {item(e)}" for e in chapters]
+    if appendices:
+        lines += ["", "The appendices:", ""]
+        lines += [f"- {item(e, f'{e.number}. ')}" for e in appendices]
+    return preface[:found.start()] + "\n".join(lines) + "\n" + preface[found.end():]
+
+
 def stage(staging: Path) -> None:
     staging.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
@@ -257,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                     meta = json.loads(dest.read_text())["metadata"].get("llmfs", {})
                     timings[p.name] = meta.get("seconds", float("nan"))
         preface = (ROOT / "book" / "preface.md").read_text(encoding="utf-8")
+        preface = chapter_list(preface, book_outline(ROOT / "_toc.yml"))
         (staging / "book" / "preface.md").write_text(
             preface + build_info(profile, timings), encoding="utf-8")
         (staging / "timings.json").write_text(json.dumps(timings, indent=1))

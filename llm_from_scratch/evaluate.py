@@ -303,11 +303,11 @@ def cloze_items(stories: Sequence[str], n: int, seed: int = 0, choices: int = 4
     """n story-cloze items: a story without its last sentence and `choices` endings.
 
     The wrong endings are the last sentences of other stories; stories with at
-    least four sentences and a last sentence of 4 to 20 words qualify.
+    least four sentences and a last sentence of 4 to 15 words qualify.
     """
     eligible = [(i, s.strip(), split_sentences(s)) for i, s in enumerate(stories)]
     eligible = [e for e in eligible
-                if len(e[2]) >= 4 and 4 <= len(e[2][-1].split()) <= 20]
+                if len(e[2]) >= 4 and 4 <= len(e[2][-1].split()) <= 15]
     if len(eligible) < choices:
         raise EvalError(f"only {len(eligible)} stories qualify for the cloze")
     rng = random.Random(seed)

@@ -98,7 +98,10 @@ def install(wheels: Path, site: Path, needs: dict[str, str]) -> dict:
     missing = [m for m in needs if importlib.util.find_spec(m) is None]
     done, absent = {}, []
     for module in missing:
-        found = sorted(wheels.glob(f"{needs[module].replace('-', '_')}-*.whl"))
+        tags = (f"-cp{sys.version_info.major}{sys.version_info.minor}-", "-py3-")
+        name = needs[module].replace("-", "_")
+        found = sorted(w for w in wheels.glob(f"{name}-*.whl")
+                       if any(t in w.name for t in tags))  # wheels for this Python
         if not found:
             absent.append(module)
             continue
@@ -198,10 +201,12 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
     fpt = flops_per_token(mconfig)["total"]
     peak = T.peak_flops(device, precision)
     step_tokens = P.train.batch_size * P.train.grad_accum * ctx
+    override = os.environ.get("TORCH_COMPILE_OVERRIDE_BACKENDS")
     runs = []
     out = {"profile": P.name, "precision": precision, "device": str(device),
-           "compile_backend": os.environ.get("TORCH_COMPILE_OVERRIDE_BACKENDS")
-           or "inductor", "parameters": GPT(mconfig).num_parameters(),
+           "compile_backend": override.split(":")[-1] + " (from "
+           "TORCH_COMPILE_OVERRIDE_BACKENDS)" if override else "inductor",
+           "parameters": GPT(mconfig).num_parameters(),
            "flops_per_token": fpt, "peak_flops": peak,
            "batch": f"{P.train.batch_size} x {P.train.grad_accum} x {ctx}",
            "tokens_per_step": step_tokens,
@@ -350,19 +355,24 @@ def _load_step(out_dir: Path, name: str) -> dict:
     if record["status"] not in ("no result", "incomplete"):
         return record
     rc = rc_file.read_text().strip() if rc_file.exists() else None
-    record["why"] = {None: "not run", "124": "timed out: past gpu.sh's limit for it",
+    record["why"] = {None: "not run", "budget": "not run: gpu.sh's time budget spent",
+                     "124": "timed out: past gpu.sh's limit for it",
                      "137": "killed: out of memory, or past its limit"}.get(
         rc, f"exited with status {rc} before it finished")
     if record["status"] == "incomplete":
         record["why"] += "; what it finished is kept"
     log = out_dir / f"{name}.log"
-    if rc is not None and log.exists():
+    if rc not in (None, "budget") and log.exists():
         record["log_tail"] = log.read_text(errors="replace").splitlines()[-15:]
     return record
 
 
-def _fmt(x, spec=".2f", none="-") -> str:
-    return none if x is None else format(x, spec)
+def _fmt(x, spec=".2f", none="-", unit="") -> str:
+    return none if x is None else format(x, spec) + unit
+
+
+def _mfu(run: dict) -> str:
+    return _fmt(run["mfu"] and 100 * run["mfu"], ".1f", unit="%")
 
 
 def _summaries(steps: dict) -> list[tuple[str, str, str]]:
@@ -393,7 +403,7 @@ def _summaries(steps: dict) -> list[tuple[str, str, str]]:
     if tr:
         lines.append(("training, bf16", "; ".join(
             f"{'compiled' if r['compiled'] else 'eager'} {r['tok_s']:,.0f} tokens/s, "
-            f"MFU {_fmt(r['mfu'] and 100 * r['mfu'], '.1f')}%" for r in tr["runs"]),
+            f"MFU {_mfu(r)}" for r in tr["runs"]),
             "MFU >= 45%"))
     ad = steps["adamw"].get("result")
     if ad:
@@ -432,18 +442,24 @@ def _details(steps: dict) -> list[str]:
                 f"compiled with {tr['compile_backend']}. "
                 f"Data: {d['train_tokens']:,} training tokens ({d['windows']:,} "
                 f"windows), {d['passes_per_run']:.2f} passes per run, "
-                f"{d['tokens_trained']:,} tokens trained in all.", "",
+                f"{d['tokens_trained']:,} tokens trained in all. MFU = tokens/s x "
+                f"{tr['flops_per_token']:,} FLOPs a token (6N plus attention, "
+                "`model.flops_per_token`) / the dense bf16 peak "
+                f"({_fmt(tr['peak_flops'] and tr['peak_flops'] / 1e12, '.0f')} "
+                "TFLOP/s).", "",
                 "| run | steps (timed) | first step s | tokens/s | MFU | loss first"
                 " -> last | peak GiB |", "|---|---:|---:|---:|---:|---|---:|"]
         out += [f"| {'compiled' if r['compiled'] else 'eager'} | {r['steps']} "
                 f"({r['timed_steps']}) | {r['first_step_s']:.1f} | {r['tok_s']:,.0f} |"
-                f" {_fmt(r['mfu'] and 100 * r['mfu'], '.1f')}% | {r['loss_first']:.3f}"
+                f" {_mfu(r)} | {r['loss_first']:.3f}"
                 f" -> {r['loss_last']:.3f} | {_fmt(r['peak_memory_gib'], '.1f')} |"
                 for r in tr["runs"]]
     gen = steps["generation"].get("result")
     if gen:
         out += ["", "Generation: greedy, random weights of the profile's shape; "
-                "tokens/s of the fastest round.", "",
+                "tokens/s of the fastest round. In bf16 the two implementations "
+                "round differently, so near-ties may part; the summary says where "
+                "(sequence, position). fp32 is the check that the tokens agree.", "",
                 "| dtype | batch | tokens | ours tok/s | HF tok/s | ratio | same |",
                 "|---|---:|---:|---:|---:|---:|---|"]
         out += [f"| {r['dtype']} | {r['batch']} | {r['tokens']} | "

@@ -110,6 +110,28 @@ class GenerateSizes:
 
 
 @dataclass(frozen=True)
+class ParallelSizes:
+    """Chapter 06: the data-parallel checks, measurements and launches.
+
+    The equivalence checks train a small model of their own on random tokens; the
+    measurements and the ``llmfs train --parallel`` runs use the profile's model.
+    """
+
+    demo_layers: int  # blocks of the checks' model
+    demo_d_model: int  # its width
+    demo_heads: int  # its query heads (half as many key/value heads)
+    demo_vocab: int  # its vocabulary (random token ids)
+    demo_context: int  # its sequence length
+    demo_batch: int  # global batch of every check (sequences), split over ranks
+    demo_steps: int  # optimizer steps each check compares after
+    bucket_kb: int  # bucket size of the hand-written bucketed all-reduce
+    ring_elements: int  # elements of the tensor the ring all-reduce sums
+    timing_batch: int  # global batch of the timed steps (the profile's model)
+    timing_steps: int  # timed steps per method, after one warm-up step
+    cli_steps: int  # optimizer steps of each `llmfs train --parallel` run
+
+
+@dataclass(frozen=True)
 class EvalSizes:
     """Chapter 10: how many items each task has, and how the models are sampled."""
 
@@ -132,6 +154,7 @@ class Profile:
     model: ModelSizes
     train: TrainSizes
     generate: GenerateSizes
+    parallel: ParallelSizes
     eval: EvalSizes
 
 
@@ -157,6 +180,10 @@ PROFILES: dict[str, Profile] = {
             sweep_context=32, sweep_batch=8, sweep_flops=4e9, sweep_evals=5),
         generate=GenerateSizes(max_new_tokens=24, timing_prompt=8,
                                timing_lengths=(8, 16, 32), timing_repeats=1, seed=0),
+        parallel=ParallelSizes(
+            demo_layers=2, demo_d_model=32, demo_heads=4, demo_vocab=96,
+            demo_context=16, demo_batch=8, demo_steps=5, bucket_kb=16,
+            ring_elements=2**16, timing_batch=8, timing_steps=3, cli_steps=4),
         eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
                        contamination_threshold=0.5, samples=8, sample_tokens=48,
                        batch_size=16, seed=0),
@@ -186,6 +213,10 @@ PROFILES: dict[str, Profile] = {
         generate=GenerateSizes(max_new_tokens=120, timing_prompt=16,
                                timing_lengths=(32, 64, 128, 256, 512),
                                timing_repeats=3, seed=0),
+        parallel=ParallelSizes(
+            demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
+            demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
+            ring_elements=2**22, timing_batch=16, timing_steps=5, cli_steps=20),
         eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
                        contamination_threshold=0.5, samples=32, sample_tokens=200,
                        batch_size=16, seed=0),
@@ -215,6 +246,10 @@ PROFILES: dict[str, Profile] = {
         generate=GenerateSizes(max_new_tokens=200, timing_prompt=32,
                                timing_lengths=(64, 128, 256, 512, 1024),
                                timing_repeats=3, seed=0),
+        parallel=ParallelSizes(
+            demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
+            demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
+            ring_elements=2**26, timing_batch=32, timing_steps=10, cli_steps=50),
         eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
                        contamination_threshold=0.5, samples=64, sample_tokens=256,
                        batch_size=64, seed=0),

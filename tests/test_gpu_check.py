@@ -119,3 +119,12 @@ def test_without_a_gpu_or_dry_run_it_stops_and_says_so(tmp_path):
     done = run(tmp_path, "--out", str(tmp_path / "report"))
     assert done.returncode == 3
     assert "no CUDA device here; run with --dry-run" in done.stdout
+
+
+def test_a_step_past_the_time_budget_is_not_started_and_the_report_says_so(tmp_path):
+    out = tmp_path / "report"
+    done = run(tmp_path, "--dry-run", "--out", str(out), "--steps", "adamw",
+               GPU_CHECK_BUDGET="5")
+    assert done.returncode == 0, done.stderr[-3000:]
+    adamw = json.loads((out / "gpu-check.json").read_text())["steps"]["adamw"]
+    assert adamw["status"] == "no result" and "time budget spent" in adamw["why"]

@@ -10,7 +10,7 @@
 # --steps "attention training" (a subset), --dry-run. Environment: PYTHON (default
 # python3: the machine's interpreter, with its own PyTorch), LLMFS_DATA (default
 # .whl/data, which gpu_wheels.sh fills, else ../shared/data), GPU_WHEELS (.whl),
-# GPU_CHECK_BUDGET (seconds for all the steps, 540).
+# GPU_CHECK_BUDGET (seconds for all the steps, 480).
 #
 # What it does: puts this checkout on PYTHONPATH; installs the modules the check needs
 # and the interpreter lacks from the wheels in .whl/ (into .whl/site, never into the
@@ -61,10 +61,10 @@ echo "gpu-check: report in $OUTDIR; data ${LLMFS_DATA:-<none>}; python $("$PY" -
 
 "$PY" benchmarks/gpu_check.py install --out "$OUTDIR" --wheels "$WHEELS"
 
-# Each step's own limit, and one for the whole run (GPU_CHECK_BUDGET seconds, 540 by
-# default: under a 10-minute command limit with the report still written). A step
+# Each step's own limit, and one for the whole run (GPU_CHECK_BUDGET seconds, 480 by
+# default: the 8 minutes issue 21 allows, inside a 10-minute command limit). A step
 # gets what is left of the budget when that is less than its own limit.
-BUDGET=${GPU_CHECK_BUDGET:-540}
+BUDGET=${GPU_CHECK_BUDGET:-480}
 deadline=$(( $(date +%s) + BUDGET ))
 limit() {
     local own

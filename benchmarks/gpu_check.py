@@ -182,10 +182,10 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
     import torch
 
     from llm_from_scratch import train as T
-    from llm_from_scratch.data import TokenWindows, prepare_tokens
+    from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
+    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.tokenizer import load_or_train
     from llm_from_scratch.utils import set_seed
 
     P = get_profile(sizes.profile)

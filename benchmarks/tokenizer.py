@@ -39,8 +39,9 @@ def main() -> int:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    vocab_size = get_profile(args.profile).data.vocab_size
-    stories = load_stories("train")
+    sizes = get_profile(args.profile).data
+    vocab_size = sizes.vocab_size
+    stories = load_stories("train", max_stories=sizes.max_train_stories)
     mb = sum(len(s.encode("utf-8")) for s in stories) / 1e6
     print(f"data: {len(stories):,} train stories, {mb:.2f} MB "
           f"({os.environ.get('LLMFS_DATA') or 'hub'}); vocabulary {vocab_size:,}; "

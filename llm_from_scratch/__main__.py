@@ -48,6 +48,10 @@ TRAIN_OPTIONS = [f.name for f in dataclasses.fields(TrainSizes)
                  if not f.name.startswith(("timing_", "sweep_"))]
 
 
+# TrainSizes fields with a fixed set of values.
+TRAIN_CHOICES = {"precision": ("fp32", "bf16", "fp16")}
+
+
 def _start_distributed() -> tuple[int, int]:
     """(rank, world size); joins the process group only when torchrun started us."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -63,7 +67,7 @@ def _start_distributed() -> tuple[int, int]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Pretrain the profile's model (chapter 04); resumes an interrupted run."""
-    from llm_from_scratch.data import prepare_tokens
+    from llm_from_scratch.pipeline import prepare_tokens
     from llm_from_scratch.train import final_evaluation, perplexity, pretrain
 
     overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS
@@ -233,19 +237,48 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                                default=None)
         elif typing.get_origin(kind) is tuple:
             group.add_argument(flag, type=int, nargs="*", metavar="STEP")
+        elif name in TRAIN_CHOICES:
+            group.add_argument(flag, choices=TRAIN_CHOICES[name])
         else:
             group.add_argument(flag, type=kind, metavar=name.split("_")[-1].upper())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other error of llmfs."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _device(text: str) -> str:
+    """A torch device name: cpu, cuda, cuda:N or mps."""
+    try:
+        ok = torch.device(text).type in DEVICE_TYPES
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"invalid device {text!r} (choose from cpu, cuda, cuda:N, mps)")
+    return text
+
+
+def _add_profile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="auto", type=str.lower,
+                        choices=PROFILE_NAMES, help=", ".join(PROFILE_NAMES))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmfs", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="llmfs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help=cmd_info.__doc__)
-    info.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    _add_profile(info)
     info.set_defaults(func=cmd_info)
     train = sub.add_parser("train", help=cmd_train.__doc__,
                            description=cmd_train.__doc__)
-    train.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    _add_profile(train)
     train.add_argument("--data", default=None,
                        help="folder of TinyStories text files (default: $LLMFS_DATA)")
     train.add_argument("--out", default=None,
@@ -264,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", type=Path, default=None,
                      help="a Hugging Face directory, a checkpoint or a training run "
                      "(default: artifacts/<profile>/pretrained, chapter 04's export)")
-    gen.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    _add_profile(gen)
     gen.add_argument("--tokenizer", type=Path, default=None,
                      help="tokenizer.json (default: the model folder's, or the "
                      "profile's for a checkpoint)")
@@ -283,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seed the draws, for text that can be reproduced")
     gen.add_argument("--no-stop", action="store_true",
                      help=f"do not stop at {EOT_TEXT}")
-    gen.add_argument("--device", default=None,
-                     help="cpu, cuda, mps (default: the best available)")
+    gen.add_argument("--device", default=None, type=_device,
+                     help="cpu, cuda, cuda:N, mps (default: the best available)")
     gen.add_argument("--dtype", choices=["fp32", "bf16"], default=None,
                      help="convert the weights (default: as stored)")
     gen.set_defaults(func=cmd_generate)

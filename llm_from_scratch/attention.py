@@ -96,8 +96,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor,
                sin: torch.Tensor) -> torch.Tensor:
     """Rotate x (B, n_heads, T, head_dim) by the angles of its T positions.
 
-    cos and sin are (T, head_dim), already sliced to the positions of x.
+    cos and sin are (T, head_dim), already sliced to the positions of x. They are
+    cast to x's dtype first: under autocast x is bfloat16 while the tables stay
+    float32, and float32 tables would silently upcast q and k (as in HF Llama).
     """
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return x * cos + rotate_half(x) * sin
 
 

@@ -374,7 +374,7 @@ def write_tasks(folder: str | Path, valid: Sequence[str], sizes) -> dict[str, Pa
 def build_tasks(profile: str, folder: str | Path | None = None) -> dict[str, Path]:
     """The profile's tasks, written from its validation stories (chapter 01's split)
     to folder (default artifacts/<profile>/eval/tasks)."""
-    from llm_from_scratch.data import prepare_corpus
+    from llm_from_scratch.pipeline import prepare_corpus
     from llm_from_scratch.profiles import get_profile
     from llm_from_scratch.utils import artifacts_dir
 
@@ -390,7 +390,7 @@ def ngram_overlap(texts: Sequence[str], reference: Sequence[str], n: int = 8
     n-grams are chapter 01's shingles (hashed, 32 bits: with a million reference
     n-grams a chance collision hits about one n-gram in 4,000).
     """
-    from llm_from_scratch.data import shingles
+    from llm_from_scratch.dedup import shingles
 
     seen = np.unique(np.concatenate([shingles(t, n) for t in reference]))  # sorted
     shares = []

@@ -218,7 +218,9 @@ def decode_steps(model: nn.Module, prompts: Sequence[Sequence[int]],
             col = torch.arange(start, end, device=device)
             extra["positions"] = (col[None, :] - pads[:, None]).clamp(min=0)
             extra["attn_mask"] = padding_mask(pads, x.size(1), end)
-        logits, _ = model(x, kv_caches=caches, start_pos=start, **extra)
+        # logits of the last position only: the prompt's others are never used
+        logits, _ = model(x, kv_caches=caches, start_pos=start, logits_to_keep=1,
+                          **extra)
         nxt = sample_next(logits[:, -1], temperature, top_k, top_p, gen)  # (B,)
         if stops.numel():
             nxt = torch.where(done, stops[0], nxt)  # finished rows repeat a stop
@@ -305,7 +307,7 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
 
     from llm_from_scratch.hf import CheckpointError, load_hf
     from llm_from_scratch.model import GPT, GPTConfig
-    from llm_from_scratch.tokenizer import load_or_train
+    from llm_from_scratch.pipeline import load_or_train
     from llm_from_scratch.train import (load_checkpoint, read_checkpoint_state,
                                         tokenizer_digest)
 

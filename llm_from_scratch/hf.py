@@ -24,10 +24,13 @@ from safetensors.torch import load_file, save_file
 
 from llm_from_scratch.attention import rope_cache
 from llm_from_scratch.checkpoint import CheckpointError  # appendix B
+from llm_from_scratch.data import EOT
 from llm_from_scratch.model import GPT, GPTConfig
 
 WEIGHTS = "model.safetensors"
-_UNSUPPORTED = {  # config.json fields of Llama variants this model does not implement
+# The only value this model implements of config.json fields that Llama variants
+# change; a config with any other value is refused.
+_SUPPORTED = {
     "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
     "pretraining_tp": 1, "rope_scaling": None,
 }
@@ -66,7 +69,7 @@ def config_from_hf(d: dict, source: str = "config.json") -> GPTConfig:
     if d.get("model_type") != "llama":
         raise CheckpointError(f"{source}: model_type is {d.get('model_type')!r}, "
                               "not 'llama'")
-    for key, supported in _UNSUPPORTED.items():
+    for key, supported in _SUPPORTED.items():
         if d.get(key, supported) != supported:
             raise CheckpointError(f"{source}: {key}={d[key]!r} is not supported "
                                   f"(this model implements {key}={supported!r})")
@@ -154,12 +157,11 @@ def save_hf(model: GPT, path: str | os.PathLike, tokenizer=None) -> Path:
         if not hasattr(tokenizer, "to_str"):
             tokenizer = Tokenizer.from_file(str(tokenizer))
         tokenizer.save(str(path / "tokenizer.json"))
-        eos = "<|endoftext|>"
-        eos_id = tokenizer.token_to_id(eos)
+        eos_id = tokenizer.token_to_id(EOT)
         tok_config = {"tokenizer_class": "PreTrainedTokenizerFast",
                       "model_max_length": model.config.context_len}
         if eos_id is not None:
-            tok_config.update(bos_token=eos, eos_token=eos)
+            tok_config.update(bos_token=EOT, eos_token=EOT)
         (path / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2))
     dtype = next(model.parameters()).dtype
     config = hf_config(model.config, dtype, eos_id)

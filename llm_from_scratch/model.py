@@ -166,13 +166,17 @@ class GPT(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=std)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                kv_caches=None, start_pos: int = 0, positions=None, attn_mask=None):
+                kv_caches=None, start_pos: int = 0, positions=None, attn_mask=None,
+                logits_to_keep: int = 0):
         """Logits (B, T, vocab) for token ids idx (B, T), and the loss given targets.
 
         kv_caches: None, or one cache per layer (see CausalSelfAttention); start_pos:
         the position of idx's first token (non-zero after a cached prefix).
         positions (B, T) and attn_mask (B, 1, T, S), for padded batches (chapter 05):
         each token's own position, replacing start_pos, and which keys it may see.
+        logits_to_keep: if > 0, logits of the last that many positions only (as in
+        HF transformers): generation needs the last, and the LM head of a long
+        prompt is then computed once instead of T times.
         """
         T = idx.size(1)
         last = start_pos + T - 1 if positions is None else int(positions.max())
@@ -189,7 +193,12 @@ class GPT(nn.Module):
         for i, layer in enumerate(self.layers):
             cache = None if kv_caches is None else kv_caches[i]
             x = layer(x, cos, sin, cache, attn_mask)
-        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        if logits_to_keep > 0:
+            if targets is not None:
+                raise ValueError("a loss needs the logits of every position: "
+                                 "pass logits_to_keep=0 with targets")
+            x = x[:, -logits_to_keep:]  # (B, k, C)
+        logits = self.lm_head(self.norm(x))  # (B, T, V), or (B, k, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),

@@ -6,8 +6,8 @@ value of every section.
 
 - ``smoke``: CI. Proves that every cell runs and every check holds, on tiny data and
   models, a couple of minutes a chapter on 2 CPU cores. Not for quality.
-- ``cpu``: a laptop without a GPU. Real results on the whole local data; the whole book
-  in about an hour on 2 cores.
+- ``cpu``: a laptop without a GPU. Real results on all of the local sample (or as many
+  stories from the hub); the whole book in about an hour on 2 cores.
 - ``gpu``: one CUDA GPU, full-size runs.
 - ``auto``: ``gpu`` when CUDA is available, else ``cpu``.
 """
@@ -23,12 +23,14 @@ import torch
 class DataSizes:
     """Chapter 01: how much TinyStories text to read, and the tokenizer's sizes."""
 
-    max_stories: int | None  # per split; None reads every story available
+    max_train_stories: int  # read at most this many train stories, whatever the source
+    max_valid_stories: int  # and at most this many validation stories
     vocab_size: int  # the production tokenizer: bytes + merges + <|endoftext|>
     bpe_demo_stories: int  # corpus on which the naive and fast BPE trainers race
     bpe_demo_vocab: int  # vocabulary size of that race
     compression_vocab_sizes: tuple[int, ...]  # vocabulary sizes of the compression plot
     shard_tokens: int  # tokens per shard file
+    all_pairs_stories: int  # the quadratic all-pairs reference of MinHash/LSH reads these
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,10 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         summary="CI: tiny data and models; proves every cell runs",
-        data=DataSizes(max_stories=400, vocab_size=512, bpe_demo_stories=100,
-                      bpe_demo_vocab=300, compression_vocab_sizes=(300, 512, 1024),
-                      shard_tokens=2**15),
+        data=DataSizes(max_train_stories=400, max_valid_stories=400, vocab_size=512,
+                       bpe_demo_stories=100, bpe_demo_vocab=300,
+                       compression_vocab_sizes=(300, 512, 1024), shard_tokens=2**15,
+                       all_pairs_stories=800),
         attention=AttentionSizes(
             d_model=64, n_heads=4, n_kv_heads=2, sweep_seq_lens=(64, 128, 256, 512),
             sweep_batch=1, sweep_heads=2, sweep_head_dim=32, naive_max_seq_len=512,
@@ -191,10 +194,13 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         summary="a laptop CPU: real results on the local TinyStories files",
-        data=DataSizes(max_stories=None, vocab_size=4096, bpe_demo_stories=600,
-                       bpe_demo_vocab=512,
+        # 6,000 + 1,000 stories: every story of the local sample (5,316 train, the
+        # first 1,000 validation), and from the hub a few megabytes, streamed, that
+        # keep chapter 01 within minutes on 2 cores (the hub has 2.1M stories).
+        data=DataSizes(max_train_stories=6000, max_valid_stories=1000,
+                       vocab_size=4096, bpe_demo_stories=600, bpe_demo_vocab=512,
                        compression_vocab_sizes=(320, 512, 1024, 2048, 4096, 8192),
-                       shard_tokens=2**20),
+                       shard_tokens=2**20, all_pairs_stories=7000),
         attention=AttentionSizes(
             d_model=256, n_heads=8, n_kv_heads=2,
             sweep_seq_lens=(256, 512, 1024, 2048, 4096), sweep_batch=1, sweep_heads=4,
@@ -224,10 +230,12 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         summary="one CUDA GPU: full-size runs",
-        data=DataSizes(max_stories=None, vocab_size=8192, bpe_demo_stories=600,
-                       bpe_demo_vocab=512,
+        # A quarter of the hub's train split (about 100M tokens) and all of its
+        # 21,990 validation stories; pure-Python BPE and MinHash still finish.
+        data=DataSizes(max_train_stories=500_000, max_valid_stories=22_000,
+                       vocab_size=8192, bpe_demo_stories=600, bpe_demo_vocab=512,
                        compression_vocab_sizes=(512, 1024, 2048, 4096, 8192, 16384),
-                       shard_tokens=2**24),
+                       shard_tokens=2**24, all_pairs_stories=8000),
         attention=AttentionSizes(
             d_model=1024, n_heads=16, n_kv_heads=4,
             sweep_seq_lens=(512, 1024, 2048, 4096, 8192, 16384), sweep_batch=1,
@@ -278,7 +286,7 @@ def resolve_profile_name(name: str = "auto") -> str:
 def get_profile(name: str = "auto", **sections) -> Profile:
     """The profile called ``name``, with whole sections optionally replaced.
 
-    >>> get_profile("smoke").data.max_stories
+    >>> get_profile("smoke").data.max_train_stories
     400
     """
     profile = PROFILES[resolve_profile_name(name)]

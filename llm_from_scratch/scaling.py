@@ -54,10 +54,10 @@ def sweep_run(profile: str, d_model: int, data_path=None) -> dict:
     warmup, so that a point part way through a run is close to what a shorter run
     would reach (a cosine would make only the final point fair).
     """
-    from llm_from_scratch.data import TokenWindows, prepare_tokens
+    from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, matmul_parameters
+    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.tokenizer import load_or_train
     from llm_from_scratch.train import (CheckpointMismatchError, ShuffledBatches,
                                         TrainConfig, fixed_batches, train)
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed

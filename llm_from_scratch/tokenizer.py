@@ -14,10 +14,8 @@ from pathlib import Path
 
 import regex
 
-from llm_from_scratch.data import (EOT, code_signature, data_signature, json_digest,
-                                   prepare_corpus, write_atomic)
-from llm_from_scratch.profiles import get_profile, resolve_profile_name
-from llm_from_scratch.utils import artifacts_dir
+from llm_from_scratch.data import EOT
+from llm_from_scratch.storage import write_atomic
 
 # GPT-2's pre-tokenisation pattern: contractions, letters, digits, other symbols
 # (each may take one leading space), whitespace.
@@ -330,29 +328,6 @@ def train_hf_tokenizer(texts: Iterable[str], vocab_size: int,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer)
     tok.add_special_tokens(specials)
-    return tok
-
-
-def load_or_train(profile: str = "auto", path: str | os.PathLike | None = None):
-    """The profile's production tokenizer (HF tokenizers), trained once and cached.
-
-    Cached as tokenizer.json in the profile's artifacts directory, beside a
-    fingerprint of the data, vocabulary size and code it was trained with.
-    """
-    from tokenizers import Tokenizer
-
-    name = resolve_profile_name(profile)
-    sizes = get_profile(name).data
-    out = artifacts_dir(name) / "tokenizer.json"
-    stamp = out.with_name("tokenizer.fingerprint")
-    key = json_digest({"vocab_size": sizes.vocab_size, "data": data_signature(path),
-                       "max_stories": sizes.max_stories, "code": code_signature()})
-    if out.exists() and stamp.exists() and stamp.read_text() == key:
-        return Tokenizer.from_file(str(out))
-    corpus, _ = prepare_corpus(name, path)
-    tok = train_hf_tokenizer(corpus["train"], sizes.vocab_size)
-    write_atomic(out, tok.to_str())
-    write_atomic(stamp, key)
     return tok
 
 

@@ -866,11 +866,11 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     finishes, the whole validation split is evaluated once (``final.json``) and the
     model is exported in Hugging Face's layout to ``artifacts/<profile>/pretrained``.
     """
-    from llm_from_scratch.data import EOT, TokenWindows, prepare_tokens
+    from llm_from_scratch.data import EOT, TokenWindows
     from llm_from_scratch.hf import save_hf
     from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
+    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.tokenizer import load_or_train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
     P = get_profile(profile)

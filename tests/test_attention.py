@@ -130,6 +130,25 @@ def test_rope_matches_hf_llama_rotary_embedding():
     torch.testing.assert_close(apply_rope(k, cos, sin), k_hf, atol=1e-6, rtol=0)
 
 
+def test_rope_keeps_bfloat16_queries_bfloat16_under_autocast():
+    # The model's RoPE tables are float32; under autocast q and k come out of the
+    # projections in bfloat16 and must reach SDPA in bfloat16, not upcast by the
+    # tables. Values: within one bfloat16 rounding (2**-8 relative) of float32.
+    layer = CausalSelfAttention(64, 4, 2)
+    cos, sin = rope_cache(16, 32)  # float32
+    x = torch.randn(2, 32, 64)
+    seen = []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q = layer.q_proj(x).view(2, 32, 4, 16).transpose(1, 2)
+        seen.append(apply_rope(q, cos, sin).dtype)
+        y = layer(x, cos, sin)
+    assert q.dtype == torch.bfloat16 and seen == [torch.bfloat16]
+    assert y.dtype == torch.bfloat16
+    ref = apply_rope(q.float(), cos, sin)
+    torch.testing.assert_close(apply_rope(q, cos, sin).float(), ref,
+                               atol=4 * 2**-8 * ref.abs().max().item(), rtol=0)
+
+
 def test_rope_scores_depend_only_on_the_offset():
     # The same query/key pair at positions (n + d, n) for n = 0, 300, 900: equal scores
     # up to float32 angle rounding (angles up to ~1000 rad: 1e-4 absolute).

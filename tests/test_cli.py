@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def llmfs(*args: str, **env) -> subprocess.CompletedProcess:
     import os
@@ -14,22 +16,37 @@ def llmfs(*args: str, **env) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
-def test_info_reports_profile_and_data(data_dir):
-    out = llmfs("info", "--profile", "smoke", LLMFS_DATA=str(data_dir))
+def test_info_reports_profile_and_data(tmp_path):
+    out = llmfs("info", "--profile", "smoke", LLMFS_DATA=str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert "profile:   smoke" in out.stdout and str(data_dir) in out.stdout
+    assert "profile:   smoke" in out.stdout and str(tmp_path) in out.stdout
 
 
-def test_unknown_profile_is_a_one_line_error():
-    out = llmfs("info", "--profile", "huge")
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0 and "unknown profile" in out.stderr
+@pytest.mark.parametrize("args,choices", [
+    (["info", "--profile", "huge"], "'smoke', 'cpu', 'gpu', 'auto'"),
+    (["generate", "--prompt", "Hi", "--dtype", "fp8"], "'fp32', 'bf16'"),
+    (["generate", "--prompt", "Hi", "--device", "gpu"], "cpu, cuda, cuda:N, mps"),
+    (["train", "--precision", "fp8"], "'fp32', 'bf16', 'fp16'"),
+])
+def test_a_flag_outside_its_choices_is_a_one_line_error_naming_them(args, choices):
+    out = llmfs(*args)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().count("\n") == 0 and choices in out.stderr, out.stderr
+
+
+def test_profile_names_are_case_insensitive():
+    out = llmfs("info", "--profile", "SMOKE")
+    assert out.returncode == 0 and "profile:   smoke" in out.stdout, out.stderr
+
+
+def test_precision_choices_are_the_trainers():
+    from llm_from_scratch.__main__ import TRAIN_CHOICES
+    from llm_from_scratch.train import PRECISIONS
+
+    assert set(TRAIN_CHOICES["precision"]) == set(PRECISIONS)
 
 
 # --- llmfs generate -------------------------------------------------------------
-
-import pytest  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, valid_stories):

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from llm_from_scratch.data import (
-    EOT, TokenWindows, clean_stories, clean_story, deduplicate, exact_duplicates,
-    jaccard, load_shards, lsh_bands, minhash_permutations, minhash_signatures,
-    near_duplicates, prepare_corpus, prepare_tokens, repair_mojibake, shingles,
-    story_hash, token_loader)
+from llm_from_scratch.data import (EOT, TokenWindows, clean_stories, clean_story,
+                                   load_shards, repair_mojibake)
+from llm_from_scratch.dedup import (deduplicate, exact_duplicates, jaccard, lsh_bands,
+                                    minhash_permutations, minhash_signatures,
+                                    near_duplicates, shingles, story_hash)
+from llm_from_scratch.pipeline import prepare_corpus, prepare_tokens, token_loader
 
 
 def as_mojibake(text: str) -> str:
@@ -37,11 +38,12 @@ def test_repair_mojibake_leaves_correct_text_alone(valid_stories):
 
 def test_cleaning_real_valid_split_repairs_mojibake_leaves_only_ascii(
         valid_stories):
-    damaged = [s for s in valid_stories if "\u00e2\u20ac" in s]
-    kept, report = clean_stories(valid_stories)
+    stories = valid_stories + [as_mojibake("Ben said, \u201cYou\u2019re brave!\u201d")]
+    damaged = [s for s in stories if "\u00e2\u20ac" in s]
+    kept, report = clean_stories(stories)
     assert len(damaged) > 0 and report["mojibake repaired"] == len(damaged)
     assert report["kept"] == len(kept) and len(kept) + report["dropped: truncated"] + \
-        report["dropped: non-ASCII characters"] == len(valid_stories)
+        report["dropped: non-ASCII characters"] == len(stories)
     assert all(s.isascii() and "\n\n" not in s and "  " not in s for s in kept)
 
 
@@ -111,11 +113,21 @@ def test_deduplicate_keeps_first_story_of_each_group(valid_stories):
     assert len(keep) == len(stories) - sum(removed.values())
 
 
-def test_prepare_corpus_leaves_no_train_copy_of_a_valid_story(data_dir):
-    corpus, report = prepare_corpus("cpu", path=data_dir)
-    valid = {story_hash(s) for s in corpus["valid"]}
-    assert not any(story_hash(s) in valid for s in corpus["train"])
-    assert sum(report["dedup"].values()) >= 1  # the real files share some stories
+def test_prepare_corpus_leaves_no_train_copy_of_a_valid_story(tmp_path,
+                                                              valid_stories):
+    # Real, cleaned stories; the training file repeats two validation stories, one
+    # exactly and one with its spacing changed.
+    clean = clean_stories(valid_stories)[0]  # stories that cleaning keeps as they are
+    valid, train = clean[:60], clean[60:160]
+    (tmp_path / "v-valid.txt").write_text("".join(f"{s}\n{EOT}\n" for s in valid))
+    copies = [valid[3], valid[7].replace(" ", "  ")]
+    (tmp_path / "t-train.txt").write_text(
+        "".join(f"{s}\n{EOT}\n" for s in train[:50] + copies + train[50:]))
+    corpus, report = prepare_corpus("smoke", path=tmp_path)
+    hashes = {story_hash(s) for s in corpus["valid"]}
+    assert not any(story_hash(s) in hashes for s in corpus["train"])
+    assert report["dedup"]["exact duplicates removed"] >= 2
+    assert story_hash(valid[3]) in hashes and story_hash(valid[7]) in hashes
 
 
 @pytest.fixture(scope="module")

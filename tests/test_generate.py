@@ -267,13 +267,12 @@ def test_requests_that_cannot_run_are_clear_errors():
 # --- text: streaming and loading --------------------------------------------------
 
 @pytest.fixture(scope="module")
-def gpt2_tokenizer(data_dir):
+def gpt2_tokenizer(gpt2_files):
     """GPT-2's tokenizer (HF tokenizers) from the vocabulary and merges in the data
     folder: it splits emoji and CJK characters over several tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    tok = Tokenizer(models.BPE.from_file(str(data_dir / "gpt2-vocab.json"),
-                                         str(data_dir / "gpt2-merges.txt")))
+    tok = Tokenizer(models.BPE.from_file(*map(str, gpt2_files)))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     return tok

@@ -56,7 +56,8 @@ def test_dry_run_exercises_every_step_and_writes_one_report(tmp_path, data_dir):
     out = tmp_path / "report"
     start = time.perf_counter()
     done = run(tmp_path, "--dry-run", "--out", str(out),
-               GPU_CHECK_EXTRA_NEEDS=PROBE, LLMFS_DATA=str(data_dir))
+               GPU_CHECK_EXTRA_NEEDS=PROBE,
+               **({"LLMFS_DATA": str(data_dir)} if data_dir else {}))
     seconds = time.perf_counter() - start
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     print(f"gpu.sh --dry-run: {seconds:.1f} s")

@@ -272,3 +272,21 @@ def test_bfloat16_autocast_forward_and_backward_run():
     loss.backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32
                for p in model.parameters())
+
+
+def test_logits_to_keep_gives_the_last_positions_of_the_full_pass():
+    # Generation asks for the last position only (nanoGPT, HF's logits_to_keep).
+    # Reference: the same model's full pass; the same float32 products: 1e-6.
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=97, n_layers=2, n_heads=4, n_kv_heads=2,
+                          d_model=32, context_len=16)).eval()
+    idx = torch.randint(97, (3, 11))
+    with torch.no_grad():
+        full, _ = model(idx)
+        last, _ = model(idx, logits_to_keep=1)
+        two, _ = model(idx, logits_to_keep=2)
+    assert last.shape == (3, 1, 97) and two.shape == (3, 2, 97)
+    torch.testing.assert_close(last, full[:, -1:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(two, full[:, -2:], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        model(idx[:, :-1], targets=idx[:, 1:], logits_to_keep=1)

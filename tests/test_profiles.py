@@ -33,10 +33,12 @@ def test_every_profile_sets_every_section():
             assert isinstance(getattr(profile, section), kind), (name, section)
 
 
-def test_smoke_is_never_bigger_than_cpu():
-    smoke, cpu = PROFILES["smoke"].data, PROFILES["cpu"].data
-    assert smoke.max_stories is not None
-    assert cpu.max_stories is None or smoke.max_stories <= cpu.max_stories
+def test_every_profile_bounds_its_reading_and_smoke_reads_least():
+    sizes = {name: PROFILES[name].data for name in ("smoke", "cpu", "gpu")}
+    for split in ("max_train_stories", "max_valid_stories"):
+        counts = [getattr(sizes[name], split) for name in ("smoke", "cpu", "gpu")]
+        assert all(isinstance(n, int) and n > 0 for n in counts), split
+        assert counts == sorted(counts), split
 
 
 def test_unknown_profile_names_the_valid_ones():
@@ -47,8 +49,8 @@ def test_unknown_profile_names_the_valid_ones():
 
 
 def test_sections_can_be_overridden():
-    small = dataclasses.replace(PROFILES["cpu"].data, max_stories=7)
-    assert get_profile("cpu", data=small).data.max_stories == 7
+    small = dataclasses.replace(PROFILES["cpu"].data, max_train_stories=7)
+    assert get_profile("cpu", data=small).data.max_train_stories == 7
 
 
 def test_book_build_rejects_an_unknown_profile_in_one_line():

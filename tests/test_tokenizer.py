@@ -10,9 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_from_scratch.data import EOT, load_stories
+from llm_from_scratch.pipeline import load_or_train
 from llm_from_scratch.tokenizer import (
     BPETokenizer, bpe_from_gpt2_files, bpe_from_hf, count_words, gpt2_byte_order,
-    load_or_train, merge_pair, tiktoken_gpt2, train_bpe, train_hf_tokenizer)
+    merge_pair, tiktoken_gpt2, train_bpe, train_hf_tokenizer)
+
+# The pure-Python trainer's test reads this many training stories, whatever the
+# source holds (the hub has 2.1 million): enough for every one of 1,791 merges to be
+# learned from real counts, and seconds of work.
+TRAIN_STORIES = 2000
 
 ADVERSARIAL = [
     "", " ", "   ", "\n\n\n", "  two  spaces,\ttab\t\tand\n\n\nnewlines \n ",
@@ -29,15 +35,14 @@ ADVERSARIAL = [
 
 
 @pytest.fixture(scope="module")
-def gpt2(data_dir):
-    return bpe_from_gpt2_files(data_dir / "gpt2-vocab.json",
-                               data_dir / "gpt2-merges.txt")
+def gpt2(gpt2_files):
+    return bpe_from_gpt2_files(*gpt2_files)
 
 
 @pytest.fixture(scope="module")
-def reference(data_dir):
+def reference(gpt2_files):
     """tiktoken's GPT-2 encoding, built offline from the same vocabulary file."""
-    return tiktoken_gpt2(data_dir / "gpt2-vocab.json")
+    return tiktoken_gpt2(gpt2_files[0])
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +133,8 @@ def test_incremental_trainer_learns_the_naive_trainers_merges(valid_stories):
 def test_trainer_learns_same_merges_as_hf_tokenizers_on_tinystories_train(data_dir):
     # Reference: HF tokenizers' BpeTrainer with GPT-2's byte-level settings, on the
     # same stories. Tolerance: none; both break ties by the smallest pair of ids.
-    train = load_stories("train", path=data_dir)
+    train = load_stories("train", path=data_dir, max_stories=TRAIN_STORIES)
+    assert len(train) > 100
     ours = BPETokenizer.train(train, 2048)
     hf = bpe_from_hf(train_hf_tokenizer(train, 2048).to_str())
     assert len(ours.merges) == 2048 - 257
@@ -159,13 +165,13 @@ def test_load_rejects_files_it_did_not_write(tmp_path):
         BPETokenizer.load(path)
 
 
-def test_gpt2_loader_rejects_a_vocabulary_that_does_not_follow_the_merges(data_dir,
+def test_gpt2_loader_rejects_a_vocabulary_that_does_not_follow_the_merges(gpt2_files,
                                                                            tmp_path):
-    vocab = json.loads((data_dir / "gpt2-vocab.json").read_text())
+    vocab = json.loads(gpt2_files[0].read_text())
     vocab["Ġthe"], vocab["Ġand"] = vocab["Ġand"], vocab["Ġthe"]
     (tmp_path / "vocab.json").write_text(json.dumps(vocab))
     with pytest.raises(ValueError):
-        bpe_from_gpt2_files(tmp_path / "vocab.json", data_dir / "gpt2-merges.txt")
+        bpe_from_gpt2_files(tmp_path / "vocab.json", gpt2_files[1])
 
 
 def test_load_or_train_trains_once_then_loads_from_artifacts(tmp_path, monkeypatch,

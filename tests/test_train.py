@@ -399,8 +399,8 @@ def test_sample_draws_from_its_own_generator():
 
 def llmfs_train(*args: str, home: Path, data_dir: Path, launcher=(sys.executable, "-m"),
                 **popen):
-    env = {**os.environ, "LLMFS_HOME": str(home), "LLMFS_DATA": str(data_dir),
-           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "LLMFS_HOME": str(home), "PYTHONPATH": str(ROOT),
+           "OMP_NUM_THREADS": "1", **({"LLMFS_DATA": str(data_dir)} if data_dir else {})}
     return subprocess.Popen([*launcher, "llm_from_scratch", "train", "--profile",
                              "smoke", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)

@@ -21,8 +21,8 @@ from llm_from_scratch import __version__
 from llm_from_scratch.data import EOT as EOT_TEXT
 from llm_from_scratch.data import DataNotFoundError, local_data_dir
 from llm_from_scratch.hf import CheckpointError
-from llm_from_scratch.profiles import (PROFILE_NAMES, TrainSizes, UnknownProfileError,
-                                       get_profile)
+from llm_from_scratch.profiles import (PROFILE_NAMES, SFTSizes, TrainSizes,
+                                       UnknownProfileError, get_profile)
 from llm_from_scratch.utils import artifacts_dir, pick_device
 
 
@@ -169,6 +169,100 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"[{folder}: {n} tokens in {seconds:.2f} s, {n / seconds:,.1f} tokens/s; "
           f"{why}]", file=sys.stderr)
     return 0
+
+
+# SFTSizes fields that `llmfs sft` can override (the rest belong to the chapter).
+SFT_OPTIONS = [f.name for f in dataclasses.fields(SFTSizes)
+               if f.name not in ("eval_instructions", "examples_shown")]
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    """Instruction-tune chapter 04's model (chapter 08); resumes an interrupted run."""
+    from llm_from_scratch.sft import sft
+
+    overrides = {k: getattr(args, k) for k in SFT_OPTIONS
+                 if getattr(args, k) is not None}
+    run = sft(args.profile, mask_prompt=not args.no_mask, base=args.base,
+              data_path=args.data, out_dir=args.out, resume=not args.restart,
+              stop_at_step=args.stop_at_step, **overrides)
+    result = run.result
+    print(f"run:          {run.run_dir}")
+    print(f"instructions: {len(run.instructions['train']):,} for training, "
+          f"{len(run.instructions['valid']):,} held out (validation split)")
+    if result.resumed_from and result.resumed_from == result.step:
+        print(f"nothing to do: the run was already at step {result.step}")
+    elif result.resumed_from:
+        print(f"resumed from step {result.resumed_from}")
+    print(f"steps:        {result.step:,}, {result.tokens:,} tokens, "
+          f"{result.seconds:,.0f} s of training")
+    if result.stopped:
+        print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
+              f"{result.checkpoint}; run the same command again to resume")
+        if result.stopped in ("SIGINT", "SIGTERM"):
+            return 128 + signal.Signals[result.stopped].value
+        return 0
+    val = result.rows("val_loss")
+    if val:
+        print(f"validation:   loss {val[-1]['val_loss']:.4f} on held-out replies")
+    print(f"model:        {run.export}")
+    print(f"talk to it:   llmfs chat --model {run.export}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Talk to an instruction-tuned model (chapter 08): one line of input per turn."""
+    from llm_from_scratch.generate import (check_sampling, decode_stream, load_model,
+                                           stream)
+    from llm_from_scratch.instruct import END, chat_ids, render_chat
+
+    model, tok, _ = load_model(args.model, device=pick_device(args.device))
+    stops = [chat_ids(tok)[END]]  # ChatFormatError for a model without chat tokens
+    if tok.token_to_id(EOT_TEXT) is not None:
+        stops.append(tok.token_to_id(EOT_TEXT))
+    options = dict(temperature=0.0 if args.greedy else args.temperature,
+                   top_p=None if args.greedy else args.top_p, seed=args.seed,
+                   stop_ids=stops)
+    check_sampling(options["temperature"], None, options["top_p"])
+    ctx, interactive = model.config.context_len, sys.stdin.isatty()
+    history: list[dict] = []
+    failed = 0
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        turn = [*history, {"role": "user", "content": line.strip()}]
+        prompt = render_chat(tok, turn, add_generation_prompt=True)
+        while len(prompt) >= ctx and len(turn) > 1:  # drop the oldest exchange
+            turn = turn[2:]
+            prompt = render_chat(tok, turn, add_generation_prompt=True)
+        if len(prompt) >= ctx:
+            print(f"llmfs: error: the prompt is {len(prompt)} tokens and the "
+                  f"model's context holds {ctx}: shorten it", file=sys.stderr,
+                  flush=True)
+            failed += 1
+            continue
+        new = ctx - len(prompt)
+        if args.max_new_tokens is not None:
+            new = min(new, args.max_new_tokens)
+        produced: list[int] = []
+
+        def tokens():
+            for t in stream(model, prompt, new, **options):
+                produced.append(t)
+                yield t
+
+        if interactive:
+            print("model> ", end="", flush=True)
+        for piece in decode_stream(tok, tokens()):
+            print(piece, end="", flush=True)
+        print(flush=True)
+        reply = tok.decode([t for t in produced if t not in stops])
+        history = [*turn, {"role": "assistant", "content": reply}]
+    return 2 if failed else 0
 
 
 EVAL_TASKS = ("bpb", "cloze", "final_word", "samples")
@@ -322,6 +416,47 @@ def build_parser() -> argparse.ArgumentParser:
                      help="convert the weights (default: as stored)")
     gen.set_defaults(func=cmd_generate)
 
+    tune = sub.add_parser("sft", help=cmd_sft.__doc__, description=cmd_sft.__doc__)
+    tune.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    tune.add_argument("--base", type=Path, default=None,
+                      help="the pretrained Hugging Face directory (default: "
+                      "artifacts/<profile>/pretrained, made if missing)")
+    tune.add_argument("--data", default=None,
+                      help="folder of TinyStories text files (default: $LLMFS_DATA)")
+    tune.add_argument("--out", default=None,
+                      help="run folder (default: artifacts/<profile>/sft/<id>)")
+    tune.add_argument("--no-mask", action="store_true",
+                      help="train on every token, the prompt's too (the comparison)")
+    tune.add_argument("--restart", action="store_true",
+                      help="start again instead of resuming a checkpoint")
+    tune.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
+                      help="stop cleanly, with a checkpoint, after this step")
+    hints = typing.get_type_hints(SFTSizes)
+    group = tune.add_argument_group("overrides of the profile's SFTSizes")
+    for name in SFT_OPTIONS:
+        group.add_argument("--" + name.replace("_", "-"), type=hints[name],
+                           metavar=name.split("_")[-1].upper())
+    tune.set_defaults(func=cmd_sft)
+
+    talk = sub.add_parser("chat", help=cmd_chat.__doc__,
+                          description=cmd_chat.__doc__ + " Replies are streamed; "
+                          "the conversation is kept while it fits the context.")
+    talk.add_argument("--model", type=Path, required=True,
+                      help="an instruction-tuned model folder (llmfs sft writes "
+                      "artifacts/<profile>/chat)")
+    talk.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                      help="at most this many tokens a reply (default: what fits)")
+    talk.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                      help="0 is greedy (0.8)")
+    talk.add_argument("--top-p", type=float, default=0.95, metavar="P",
+                      help="draw from the most likely tokens holding P (0.95)")
+    talk.add_argument("--greedy", action="store_true",
+                      help="always the most likely token")
+    talk.add_argument("--seed", type=int, default=None, help="seed the draws")
+    talk.add_argument("--device", default=None,
+                      help="cpu, cuda, mps (default: the best available)")
+    talk.set_defaults(func=cmd_chat)
+
     ev = sub.add_parser("eval", help=cmd_eval.__doc__.split("\n")[0],
                         description=" ".join(cmd_eval.__doc__.split()))
     ev.add_argument("--model", type=Path, required=True,
@@ -345,12 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from llm_from_scratch.instruct import ChatFormatError
+    from llm_from_scratch.sft import InstructionSetError
+
     args = build_parser().parse_args(argv)
     if getattr(args, "tasks", 0) is None:
         args.tasks = list(EVAL_TASKS)
     try:
         return args.func(args)
-    except (UnknownProfileError, DataNotFoundError, CheckpointError) as exc:
+    except (UnknownProfileError, DataNotFoundError, CheckpointError,
+            ChatFormatError, InstructionSetError) as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.NonFiniteLossError: its diagnosis

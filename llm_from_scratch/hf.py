@@ -143,10 +143,13 @@ def _meta_model(c: GPTConfig) -> GPT:
         return GPT(c)
 
 
-def save_hf(model: GPT, path: str | os.PathLike, tokenizer=None) -> Path:
+def save_hf(model: GPT, path: str | os.PathLike, tokenizer=None,
+            chat_template: str | None = None) -> Path:
     """Write model (and optionally a tokenizer) to path in the HF Llama layout.
 
-    tokenizer: a ``tokenizers.Tokenizer``, or the path of a tokenizer.json.
+    tokenizer: a ``tokenizers.Tokenizer``, or the path of a tokenizer.json; its
+    added tokens travel in tokenizer.json. chat_template: a Jinja template written
+    to tokenizer_config.json, for ``apply_chat_template`` (chapter 08).
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -162,6 +165,8 @@ def save_hf(model: GPT, path: str | os.PathLike, tokenizer=None) -> Path:
                       "model_max_length": model.config.context_len}
         if eos_id is not None:
             tok_config.update(bos_token=EOT, eos_token=EOT)
+        if chat_template is not None:
+            tok_config["chat_template"] = chat_template
         (path / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2))
     dtype = next(model.parameters()).dtype
     config = hf_config(model.config, dtype, eos_id)

@@ -469,7 +469,7 @@ def generate_samples(model: nn.Module, tokenizer, n: int, max_new_tokens: int,
 CARD_MODELS = (  # (row, folder under artifacts/<profile>, the chapter that makes it)
     ("random init", "eval/random-init", "chapter 10"),
     ("pretrained", "pretrained", "chapter 04"),
-    ("instruction-tuned", "instruct", "chapter 08"),
+    ("instruction-tuned", "chat", "chapter 08"),
     ("DPO", "dpo", "chapter 09"))
 
 

@@ -489,10 +489,13 @@ def card_row(name: str, source: str, results: dict[str, dict], bpb: float | None
             "instruction_following": instruction, "samples": samples}
 
 
-def missing_row(name: str, source: str, folder: str | Path) -> dict:
-    """A reserved row for a model that has not been made."""
-    return {"model": name, "source": source,
-            "missing": f"no model in {folder}: {source} has not made it"}
+def missing_row(name: str, source: str, folder: str | Path, made: bool = False
+                ) -> dict:
+    """A reserved row for a model not evaluated: not made yet, or made (by a later
+    chapter) and not yet evaluated by this one."""
+    why = (f"{source}'s model in {folder} is not evaluated here yet" if made else
+           f"no model in {folder}: {source} has not made it")
+    return {"model": name, "source": source, "missing": why}
 
 
 def format_card(rows: Sequence[dict]) -> str:

@@ -126,7 +126,7 @@ def step_environment(sizes: Sizes, out_dir: Path, save) -> dict:
     import torch
 
     from llm_from_scratch.data import local_data_dir
-    from llm_from_scratch.train import PEAK_FLOPS, peak_flops
+    from llm_from_scratch.precision import PEAK_FLOPS, peak_flops
 
     device, _ = device_and_sync()
     if device.type != "cuda" and not sizes.dry:
@@ -150,7 +150,7 @@ def step_environment(sizes: Sizes, out_dir: Path, save) -> dict:
                    memory_gib=round(props.total_memory / 2**30, 1),
                    bf16=torch.cuda.is_bf16_supported(),
                    peak_bf16_tflops=(peak_flops(device, "bf16") or 0) / 1e12 or None,
-                   peak_table=sorted(PEAK_FLOPS))
+                   peak_table=sorted(PEAK_FLOPS["bf16"]))
     return out
 
 
@@ -181,11 +181,13 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
 
     import torch
 
-    from llm_from_scratch import train as T
+    from llm_from_scratch.batches import ShuffledBatches
     from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
     from llm_from_scratch.pipeline import load_or_train, prepare_tokens
+    from llm_from_scratch.precision import peak_flops
     from llm_from_scratch.profiles import get_profile
+    from llm_from_scratch.train import train
     from llm_from_scratch.utils import set_seed
 
     P = get_profile(sizes.profile)
@@ -199,8 +201,8 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
     windows = TokenWindows(shards["train"], ctx)
     precision = "bf16"
     fpt = flops_per_token(mconfig)["total"]
-    peak = T.peak_flops(device, precision)
-    step_tokens = P.train.batch_size * P.train.grad_accum * ctx
+    peak = peak_flops(device, precision)
+    step_tokens = P.train.batch_size * P.train.loop.grad_accum * ctx
     override = os.environ.get("TORCH_COMPILE_OVERRIDE_BACKENDS")
     runs = []
     out = {"profile": P.name, "precision": precision, "device": str(device),
@@ -208,7 +210,7 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
            "TORCH_COMPILE_OVERRIDE_BACKENDS)" if override else "inductor",
            "parameters": GPT(mconfig).num_parameters(),
            "flops_per_token": fpt, "peak_flops": peak,
-           "batch": f"{P.train.batch_size} x {P.train.grad_accum} x {ctx}",
+           "batch": f"{P.train.batch_size} x {P.train.loop.grad_accum} x {ctx}",
            "tokens_per_step": step_tokens,
            "data": {"train_tokens": sum(len(t) for t in windows.tokens),
                     "windows": len(windows), "prepare_seconds": data_seconds,
@@ -218,14 +220,13 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
     for compiled in (False, True):
         set_seed(P.train.seed)
         model = GPT(mconfig).to(device)
-        train_sizes = dataclasses.replace(
-            P.train, max_steps=sizes.train_steps, precision=precision,
+        loop = dataclasses.replace(
+            P.train.loop, max_steps=sizes.train_steps, precision=precision,
             compile=compiled, eval_interval=0, sample_steps=(), checkpoint_interval=0)
-        batches = T.ShuffledBatches(windows, P.train.batch_size, seed=P.train.seed)
+        batches = ShuffledBatches(windows, P.train.batch_size, seed=P.train.seed)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        result = T.train(model, batches, T.train_config(train_sizes),
-                         flops_per_token=fpt, peak_flops=peak)
+        result = train(model, batches, loop, flops_per_token=fpt, peak_flops=peak)
         rows = result.rows("loss")
         w = sizes.train_warmup  # steps left out of the rate: compilation, warm-up
         tok_s = ((rows[-1]["tokens"] - rows[w - 1]["tokens"])
@@ -248,8 +249,8 @@ def step_adamw(sizes: Sizes, out_dir: Path, save) -> dict:
 
     import torch
 
-    from llm_from_scratch import train as T
     from llm_from_scratch.model import GPT, GPTConfig
+    from llm_from_scratch.optim import AdamW, param_groups
     from llm_from_scratch.profiles import get_profile
 
     P = get_profile(sizes.profile)
@@ -260,10 +261,10 @@ def step_adamw(sizes: Sizes, out_dir: Path, save) -> dict:
     grads = [torch.randn(p.shape, device=device, generator=g) * 1e-2
              for p in base.parameters()]
     kinds = {
-        "ours": lambda groups: T.AdamW(groups, lr=P.train.lr),
-        "torch fused": lambda groups: torch.optim.AdamW(groups, lr=P.train.lr,
+        "ours": lambda groups: AdamW(groups, lr=P.train.loop.lr),
+        "torch fused": lambda groups: torch.optim.AdamW(groups, lr=P.train.loop.lr,
                                                         fused=True),
-        "torch foreach": lambda groups: torch.optim.AdamW(groups, lr=P.train.lr,
+        "torch foreach": lambda groups: torch.optim.AdamW(groups, lr=P.train.loop.lr,
                                                           foreach=True),
     }
     models, optims, times = {}, {}, {}
@@ -271,7 +272,7 @@ def step_adamw(sizes: Sizes, out_dir: Path, save) -> dict:
         models[name] = copy.deepcopy(base)
         for p, grad in zip(models[name].parameters(), grads):
             p.grad = grad.clone()
-        optims[name] = make(T.param_groups(models[name], P.train.weight_decay))
+        optims[name] = make(param_groups(models[name], P.train.loop.weight_decay))
     for _ in range(3):  # equal first: three identical steps of each
         for opt in optims.values():
             opt.step()

@@ -18,11 +18,14 @@ from pathlib import Path
 import torch
 
 from llm_from_scratch import __version__
+from llm_from_scratch.checkpoint import CheckpointError
 from llm_from_scratch.data import EOT as EOT_TEXT
 from llm_from_scratch.data import DataNotFoundError, local_data_dir
-from llm_from_scratch.hf import CheckpointError
+from llm_from_scratch.precision import CHOICES as PRECISION_CHOICES
+from llm_from_scratch.precision import choose_precision
 from llm_from_scratch.profiles import (PROFILE_NAMES, SFTSizes, TrainSizes,
                                        UnknownProfileError, get_profile)
+from llm_from_scratch.train import TrainConfig
 from llm_from_scratch.utils import artifacts_dir, pick_device
 
 
@@ -36,20 +39,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"llm_from_scratch {__version__} (torch {torch.__version__}, "
           f"Python {platform.python_version()})")
     print(f"profile:   {profile.name} ({profile.summary})")
-    print(f"device:    {pick_device()}")
+    device = pick_device()
+    print(f"device:    {device}")
+    asked = profile.train.loop.precision
+    if asked == "auto":
+        used, why = choose_precision(device)
+        print(f"precision: {used} (auto: {why})")
+    else:
+        print(f"precision: {asked} (set by the profile)")
     print(f"data:      {data}")
     print(f"artifacts: {artifacts_dir(profile.name)}")
     return 0
 
 
-# TrainSizes fields that `llmfs train` can override (the timing and the scaling sweep
-# belong to the chapter, not to a training run).
-TRAIN_OPTIONS = [f.name for f in dataclasses.fields(TrainSizes)
-                 if not f.name.startswith(("timing_", "sweep_"))]
+# What `llmfs train` can override: the loop's TrainConfig, and the recipe's sizes in
+# TrainSizes (the timing and the scaling sweep belong to the chapter, not to a run).
+TRAIN_HINTS = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(TrainSizes)}
+TRAIN_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)] + [
+    f.name for f in dataclasses.fields(TrainSizes)
+    if f.name != "loop" and not f.name.startswith(("timing_", "sweep_"))]
 
 
-# TrainSizes fields with a fixed set of values.
-TRAIN_CHOICES = {"precision": ("fp32", "bf16", "fp16")}
+# Training options with a fixed set of values.
+TRAIN_CHOICES = {"precision": PRECISION_CHOICES}
 
 
 def _start_distributed() -> tuple[int, int]:
@@ -68,12 +80,14 @@ def _start_distributed() -> tuple[int, int]:
 def cmd_train(args: argparse.Namespace) -> int:
     """Pretrain the profile's model (chapter 04); resumes an interrupted run."""
     from llm_from_scratch.pipeline import prepare_tokens
-    from llm_from_scratch.train import final_evaluation, perplexity, pretrain
+    from llm_from_scratch.metrics import perplexity
+    from llm_from_scratch.pretrain import final_evaluation, pretrain
 
     overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS
                  if getattr(args, k) is not None}
-    if "sample_steps" in overrides:
-        overrides["sample_steps"] = tuple(overrides["sample_steps"])
+    for name in ("sample_steps", "betas"):
+        if name in overrides:
+            overrides[name] = tuple(overrides[name])
     rank, world = _start_distributed()
     try:
         if world > 1:  # one process makes the tokenizer and shards; the rest wait
@@ -322,17 +336,21 @@ def _evaluate(args: argparse.Namespace, ev) -> int:
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    hints = typing.get_type_hints(TrainSizes)
-    group = parser.add_argument_group("overrides of the profile's TrainSizes")
+    group = parser.add_argument_group("overrides of the profile's training section "
+                                      "(TrainConfig and TrainSizes)")
     for name in TRAIN_OPTIONS:
-        flag, kind = "--" + name.replace("_", "-"), hints[name]
+        flag, kind = "--" + name.replace("_", "-"), TRAIN_HINTS[name]
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction,
                                default=None)
+        elif name in TRAIN_CHOICES:
+            group.add_argument(flag, choices=TRAIN_CHOICES[name],
+                               help="auto: bf16 where the hardware computes it "
+                               "natively, else fp32 (CPU) or fp16 (older GPU)")
+        elif name == "betas":
+            group.add_argument(flag, type=float, nargs=2, metavar=("B1", "B2"))
         elif typing.get_origin(kind) is tuple:
             group.add_argument(flag, type=int, nargs="*", metavar="STEP")
-        elif name in TRAIN_CHOICES:
-            group.add_argument(flag, choices=TRAIN_CHOICES[name])
         else:
             group.add_argument(flag, type=kind, metavar=name.split("_")[-1].upper())
 

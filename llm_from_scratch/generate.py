@@ -279,8 +279,7 @@ def find_weights(path: str | Path) -> Path:
     """The folder holding a model's weights, for any folder a run leaves: a Hugging
     Face directory (config.json), a checkpoint (manifest.json), a checkpoints
     folder (latest) or a training run (checkpoints/latest)."""
-    from llm_from_scratch.hf import CheckpointError
-    from llm_from_scratch.train import latest_checkpoint
+    from llm_from_scratch.checkpoint import CheckpointError, latest_checkpoint
 
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -300,16 +299,15 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
     """(model in eval mode, tokenizer, weights folder) from a folder of find_weights.
 
     The tokenizer: ``tokenizer`` (a tokenizer.json) if given, else the folder's
-    tokenizer.json, else, for a checkpoint, its profile's; a checkpoint's must be
-    the one the run was trained with (its recorded digest).
+    tokenizer.json, else, for a checkpoint, its run folder's; a checkpoint's must
+    be the one the run was trained with (its recorded digest).
     """
     from tokenizers import Tokenizer
 
+    from llm_from_scratch.checkpoint import load_checkpoint, read_checkpoint_state
     from llm_from_scratch.hf import CheckpointError, load_hf
     from llm_from_scratch.model import GPT, GPTConfig
-    from llm_from_scratch.pipeline import load_or_train
-    from llm_from_scratch.train import (load_checkpoint, read_checkpoint_state,
-                                        tokenizer_digest)
+    from llm_from_scratch.runs import TOKENIZER_FILE, tokenizer_digest
 
     folder = find_weights(path)
     tok = Tokenizer.from_file(str(tokenizer)) if tokenizer else None
@@ -324,11 +322,12 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
                                  if k in fields}))
         load_checkpoint(folder, model, restore_rng=False)
         model = model.to(dtype) if dtype else model
-        if tok is None and "profile" in run:
-            tok = load_or_train(run["profile"])
+        run_tok = folder.parent.parent / TOKENIZER_FILE  # the run folder's own
+        if tok is None and run_tok.is_file():
+            tok = Tokenizer.from_file(str(run_tok))
         recorded = run.get("tokenizer")
         if tok is not None and recorded not in (None, tokenizer_digest(tok)):
-            which = tokenizer or f"the {run.get('profile')} profile's tokenizer"
+            which = tokenizer or run_tok
             raise CheckpointError(f"{folder} was trained with another tokenizer than "
                                   f"{which}: pass the run's tokenizer.json")
     if tok is None:

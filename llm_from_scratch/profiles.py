@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from llm_from_scratch.train import TrainConfig
+
 
 @dataclass(frozen=True)
 class DataSizes:
@@ -69,26 +71,17 @@ class ModelSizes:
 
 @dataclass(frozen=True)
 class TrainSizes:
-    """Chapter 04: how the model is pretrained, timed and swept for scaling.
+    """Chapter 04: the pretraining run, its speed comparison and the scaling sweep.
 
-    The context length is the model's (``ModelSizes.context_len``).
+    ``loop`` is the training loop's own configuration (``train.TrainConfig``: steps,
+    schedule, accumulation, precision...); the rest is what the pretraining recipe
+    adds around it. The context length is the model's (``ModelSizes.context_len``).
     """
 
-    batch_size: int  # sequences per micro-batch
-    grad_accum: int  # micro-batches per optimizer step
-    max_steps: int  # optimizer steps of the pretraining run
-    lr: float  # peak learning rate, reached at the end of warmup
-    min_lr: float  # the cosine decays to this
-    warmup_steps: int  # linear warmup from lr / warmup_steps to lr
-    weight_decay: float  # AdamW's decoupled decay of the matrices
-    grad_clip: float  # clip the global gradient norm to this (0: never)
-    precision: str  # "fp32", "bf16" (autocast) or "fp16" (autocast + loss scaling)
-    compile: bool  # torch.compile the model
-    eval_interval: int  # steps between validation losses
-    eval_batches: int  # validation batches per evaluation (a fixed subset)
-    sample_steps: tuple[int, ...]  # steps after which a sample is written to the log
-    sample_tokens: int  # tokens per sample
-    checkpoint_interval: int  # steps between checkpoints (one is also kept at the end)
+    loop: TrainConfig  # what train() takes, as it takes it
+    batch_size: int  # sequences per micro-batch (per process)
+    eval_batches: int  # validation batches per evaluation, spread over the split
+    sample_tokens: int  # tokens per sample written to the log
     seed: int  # model initialisation and data order
     timing_steps: int  # steps timed per precision in the speed comparison
     timing_batch: int  # sequences per timed step
@@ -203,10 +196,11 @@ PROFILES: dict[str, Profile] = {
         model=ModelSizes(n_layers=2, n_heads=4, n_kv_heads=2, d_model=64,
                          context_len=64, tie_embeddings=True, depth_demo_layers=16),
         train=TrainSizes(
-            batch_size=8, grad_accum=2, max_steps=60, lr=3e-3, min_lr=3e-4,
-            warmup_steps=10, weight_decay=0.1, grad_clip=1.0, precision="fp32",
-            compile=False, eval_interval=20, eval_batches=4, sample_steps=(0, 30),
-            sample_tokens=40, checkpoint_interval=30, seed=0, timing_steps=2,
+            loop=TrainConfig(
+                max_steps=60, lr=3e-3, min_lr=3e-4, warmup_steps=10,
+                weight_decay=0.1, grad_accum=2, grad_clip=1.0, precision="fp32",
+                eval_interval=20, sample_steps=(0, 30), checkpoint_interval=30),
+            batch_size=8, eval_batches=4, sample_tokens=40, seed=0, timing_steps=2,
             timing_batch=2, sweep_d_models=(16, 32, 64), sweep_layers=2,
             sweep_context=32, sweep_batch=8, sweep_flops=4e9, sweep_evals=5),
         generate=GenerateSizes(max_new_tokens=24, timing_prompt=8,
@@ -242,11 +236,13 @@ PROFILES: dict[str, Profile] = {
         model=ModelSizes(n_layers=6, n_heads=8, n_kv_heads=4, d_model=256,
                          context_len=256, tie_embeddings=True, depth_demo_layers=48),
         train=TrainSizes(
-            batch_size=16, grad_accum=1, max_steps=1200, lr=2e-3, min_lr=2e-4,
-            warmup_steps=50, weight_decay=0.1, grad_clip=1.0, precision="bf16",
-            compile=False, eval_interval=100, eval_batches=8,
-            sample_steps=(0, 50, 150, 400), sample_tokens=120, checkpoint_interval=100,
-            seed=0, timing_steps=3, timing_batch=4, sweep_d_models=(16, 32, 64, 128),
+            loop=TrainConfig(
+                max_steps=1200, lr=2e-3, min_lr=2e-4, warmup_steps=50,
+                weight_decay=0.1, grad_accum=1, grad_clip=1.0, precision="auto",
+                eval_interval=100, sample_steps=(0, 50, 150, 400),
+                checkpoint_interval=100),
+            batch_size=16, eval_batches=8, sample_tokens=120, seed=0,
+            timing_steps=3, timing_batch=4, sweep_d_models=(16, 32, 64, 128),
             sweep_layers=2, sweep_context=128, sweep_batch=16, sweep_flops=1e12,
             sweep_evals=8),
         generate=GenerateSizes(max_new_tokens=120, timing_prompt=16,
@@ -282,11 +278,13 @@ PROFILES: dict[str, Profile] = {
         model=ModelSizes(n_layers=18, n_heads=12, n_kv_heads=4, d_model=768,
                          context_len=1024, tie_embeddings=True, depth_demo_layers=48),
         train=TrainSizes(
-            batch_size=32, grad_accum=4, max_steps=5000, lr=6e-4, min_lr=6e-5,
-            warmup_steps=200, weight_decay=0.1, grad_clip=1.0, precision="bf16",
-            compile=True, eval_interval=250, eval_batches=20,
-            sample_steps=(0, 100, 500, 2000), sample_tokens=200,
-            checkpoint_interval=500, seed=0, timing_steps=10, timing_batch=16,
+            loop=TrainConfig(
+                max_steps=5000, lr=6e-4, min_lr=6e-5, warmup_steps=200,
+                weight_decay=0.1, grad_accum=4, grad_clip=1.0, precision="auto",
+                compile=True, eval_interval=250, sample_steps=(0, 100, 500, 2000),
+                checkpoint_interval=500),
+            batch_size=32, eval_batches=20, sample_tokens=200, seed=0,
+            timing_steps=10, timing_batch=16,
             sweep_d_models=(64, 128, 256, 384), sweep_layers=4, sweep_context=256,
             sweep_batch=32, sweep_flops=3e15, sweep_evals=10),
         generate=GenerateSizes(max_new_tokens=200, timing_prompt=32,

@@ -47,23 +47,26 @@ def sweep_config(d_model: int, n_layers: int, vocab_size: int, context_len: int)
                      context_len=context_len)
 
 
-def sweep_run(profile: str, d_model: int, data_path=None) -> dict:
+def sweep_run(profile, d_model: int, data_path=None) -> dict:
     """Train one sweep model on the profile's compute budget (cached); its curve.
 
-    Each model gets D = C / (6 N) tokens at a constant learning rate after a short
-    warmup, so that a point part way through a run is close to what a shorter run
-    would reach (a cosine would make only the final point fair).
+    profile: a Profile or its name. Each model gets D = C / (6 N) tokens at a
+    constant learning rate after a short warmup, so that a point part way through a
+    run is close to what a shorter run would reach (a cosine would make only the
+    final point fair).
     """
+    from llm_from_scratch.batches import ShuffledBatches, spread_batches
+    from llm_from_scratch.checkpoint import CheckpointMismatchError
     from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, matmul_parameters
     from llm_from_scratch.pipeline import load_or_train, prepare_tokens
+    from llm_from_scratch.pretrain import data_identity
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.train import (CheckpointMismatchError, ShuffledBatches,
-                                        TrainConfig, fixed_batches, train)
+    from llm_from_scratch.train import TrainConfig, train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
-    P = get_profile(profile)
-    t = P.train
+    P = get_profile(profile) if isinstance(profile, str) else profile
+    t, loop = P.train, P.train.loop
     tok = load_or_train(P.name, data_path)
     shards = prepare_tokens(P.name, data_path)
     config = sweep_config(d_model, t.sweep_layers, tok.get_vocab_size(),
@@ -71,15 +74,14 @@ def sweep_run(profile: str, d_model: int, data_path=None) -> dict:
     n = matmul_parameters(config)
     tokens_per_step = t.sweep_batch * t.sweep_context
     steps = max(t.sweep_evals, round(t.sweep_flops / (6 * n) / tokens_per_step))
-    cfg = TrainConfig(max_steps=steps, lr=t.lr, min_lr=t.lr,
-                      warmup_steps=max(1, steps // 20), weight_decay=t.weight_decay,
-                      grad_clip=t.grad_clip, precision=t.precision,
+    cfg = TrainConfig(max_steps=steps, lr=loop.lr, min_lr=loop.lr,
+                      warmup_steps=max(1, steps // 20), weight_decay=loop.weight_decay,
+                      grad_clip=loop.grad_clip, precision=loop.precision,
                       eval_interval=max(1, steps // t.sweep_evals))
-    val = fixed_batches(TokenWindows(shards["valid"], t.sweep_context), t.sweep_batch,
-                        t.eval_batches)
+    val = spread_batches(TokenWindows(shards["valid"], t.sweep_context),
+                         t.sweep_batch, t.eval_batches)
     meta = {"seed": t.seed, "batch_size": t.sweep_batch, "flops": t.sweep_flops,
-            "shards": {s: [[p.name, p.stat().st_size] for p in ps]
-                       for s, ps in shards.items()}}
+            **data_identity(tok, shards)}
     out = Path(artifacts_dir(P.name)) / "scaling" / f"d{d_model}"
 
     def run(resume: bool):
@@ -99,7 +101,7 @@ def sweep_run(profile: str, d_model: int, data_path=None) -> dict:
     return {"d_model": d_model, "params": n,
             "total_params": sum(p.numel() for p in model.parameters()),
             "tokens": result.tokens, "steps": steps, "seconds": result.seconds,
-            "reused": result.resumed_from == result.step,
+            "precision": result.precision, "reused": result.resumed_from == result.step,
             "curve": curve, "final_loss": curve[-1][1]}
 
 
@@ -107,8 +109,8 @@ def scaling_sweep(profile: str, data_path=None) -> list[dict]:
     """sweep_run for every width of the profile's sweep."""
     from llm_from_scratch.profiles import get_profile
 
-    return [sweep_run(profile, d, data_path)
-            for d in get_profile(profile).train.sweep_d_models]
+    P = get_profile(profile)
+    return [sweep_run(P, d, data_path) for d in P.train.sweep_d_models]
 
 
 def loss_frontier(runs: list[dict], points: int = 12) -> tuple[np.ndarray, np.ndarray]:

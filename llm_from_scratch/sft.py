@@ -111,9 +111,10 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     from llm_from_scratch.pipeline import prepare_corpus
     from llm_from_scratch.profiles import get_profile
     from llm_from_scratch.storage import file_sha256, json_digest
-    from llm_from_scratch.train import (REPORTING_FIELDS, ShuffledBatches,
-                                        fixed_batches, pretrain, tokenizer_digest,
-                                        train, train_config)
+    from llm_from_scratch.batches import ShuffledBatches, spread_batches
+    from llm_from_scratch.pretrain import pretrain
+    from llm_from_scratch.runs import tokenizer_digest
+    from llm_from_scratch.train import REPORTING_FIELDS, TrainConfig, train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
     P = get_profile(profile)
@@ -133,8 +134,11 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
             f"no training instruction: none of {len(stories['train']):,} train "
             f"stories gives a prompt and reply that fit the context of {ctx} tokens")
     held_out = sets["valid"][S.eval_instructions:] or sets["valid"]
-    val = fixed_batches(SFTDataset(tok, held_out, ctx), S.batch_size, S.eval_batches)
-    config = train_config(S)
+    val = spread_batches(SFTDataset(tok, held_out, ctx), S.batch_size,
+                         S.eval_batches)
+    loop_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in dataclasses.asdict(S).items()
+                            if k in loop_fields})
     meta = {"profile": P.name, "base": file_sha256(folder / "model.safetensors")[:16],
             "mask_prompt": mask_prompt,
             "tokenizer": tokenizer_digest(tok), "seed": S.seed,
@@ -242,7 +246,9 @@ def story_loss(model: nn.Module, tokenizer, profile: str = "auto",
     stories (chapter 01's token shards, in the model's context length)."""
     from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.pipeline import load_or_train, prepare_tokens
-    from llm_from_scratch.train import evaluate, fixed_batches, token_byte_lengths
+    from llm_from_scratch.batches import spread_batches
+    from llm_from_scratch.metrics import token_byte_lengths
+    from llm_from_scratch.train import evaluate
 
     shards_tok = load_or_train(profile, data_path)  # the tokenizer of the shards
     vocab = tokenizer.get_vocab()
@@ -252,5 +258,5 @@ def story_loss(model: nn.Module, tokenizer, profile: str = "auto",
                          "(llmfs train) or pass the shards' data_path")
     valid = TokenWindows(prepare_tokens(profile, data_path)["valid"],
                          model.config.context_len)
-    return evaluate(model, fixed_batches(valid, batch_size), precision,
+    return evaluate(model, spread_batches(valid, batch_size), precision,
                     token_byte_lengths(tokenizer))

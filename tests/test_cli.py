@@ -41,9 +41,9 @@ def test_profile_names_are_case_insensitive():
 
 def test_precision_choices_are_the_trainers():
     from llm_from_scratch.__main__ import TRAIN_CHOICES
-    from llm_from_scratch.train import PRECISIONS
+    from llm_from_scratch.precision import PRECISIONS
 
-    assert set(TRAIN_CHOICES["precision"]) == set(PRECISIONS)
+    assert set(TRAIN_CHOICES["precision"]) == {*PRECISIONS, "auto"}
 
 
 # --- llmfs generate -------------------------------------------------------------

@@ -312,7 +312,9 @@ def test_load_model_reads_a_hugging_face_directory(tmp_path, story_tokenizer):
 
 
 def _write_checkpoint(run_dir, model, tokenizer):
-    from llm_from_scratch.train import AdamW, save_checkpoint, tokenizer_digest
+    from llm_from_scratch.checkpoint import save_checkpoint
+    from llm_from_scratch.optim import AdamW
+    from llm_from_scratch.runs import tokenizer_digest
 
     state = {"step": 3, "tokens": 0, "seconds": 0.0,
              "config": {"model": dataclasses.asdict(model.config), "profile": "smoke",

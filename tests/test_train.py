@@ -1,4 +1,4 @@
-"""The pretraining loop of chapter 04: its parts against references, and its promises.
+"""The training loop of chapter 04: its parts against references, and its promises.
 
 Every test trains our real GPT at a tiny size (a few thousand parameters) on token
 ids it makes itself, so the whole file runs in seconds on two CPU cores.
@@ -19,14 +19,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.hf import CheckpointError
+from llm_from_scratch.batches import ShuffledBatches, spread_batches
+from llm_from_scratch.checkpoint import (CheckpointError, CheckpointMismatchError,
+                                         latest_checkpoint, load_checkpoint,
+                                         read_checkpoint_state)
+from llm_from_scratch.metrics import bits_per_byte, perplexity, token_byte_lengths
 from llm_from_scratch.model import GPT, GPTConfig
-from llm_from_scratch.train import (AdamW, CheckpointMismatchError, LossScaler,
-                                    NonFiniteLossError, ShuffledBatches, TrainConfig,
-                                    bits_per_byte, clip_grad_norm, evaluate,
-                                    latest_checkpoint, load_checkpoint, lr_at,
-                                    param_groups, perplexity, read_checkpoint_state,
-                                    sample, token_byte_lengths, train)
+from llm_from_scratch.optim import AdamW, clip_grad_norm, lr_at, param_groups
+from llm_from_scratch.precision import LossScaler
+from llm_from_scratch.train import (NonFiniteLossError, TrainConfig, evaluate,
+                                    next_token_loss, train, train_step)
 
 ROOT = Path(__file__).resolve().parent.parent
 V, T = 61, 16
@@ -109,11 +111,12 @@ def test_untrained_model_loss_is_near_log_vocab():
 
 # --- the optimizer, the schedule, clipping, accumulation ------------------------
 
-def test_adamw_matches_torch_adamw():
+@pytest.mark.parametrize("foreach", [False, True])
+def test_adamw_matches_torch_adamw(foreach):
     ours_model, ref_model = tiny_model(), tiny_model()
     ours = AdamW(param_groups(ours_model, 0.1), lr=3e-3, betas=(0.9, 0.95))
     ref = torch.optim.AdamW(param_groups(ref_model, 0.1), lr=3e-3, betas=(0.9, 0.95),
-                            foreach=False)
+                            foreach=foreach)
     data = Windows()
     for step in range(10):
         x, y = batch(step)
@@ -156,15 +159,71 @@ def test_clip_grad_norm_matches_torch():
     assert ours > 0.5 and clip_grad_norm(list(a.parameters()), 0) <= 0.5 + 1e-5
 
 
-def test_gradient_accumulation_equals_one_large_batch():
+def masked(y: torch.Tensor, keep_from: int) -> torch.Tensor:
+    """Targets before position keep_from of every row set to -100 (an SFT prompt)."""
+    y = y.clone()
+    y[:, :keep_from] = -100
+    return y
+
+
+def test_next_token_loss_leaves_masked_targets_out():
+    model = tiny_model()
+    x, y = batch(0, 4)
+    ym = masked(y, 10)
+    loss_sum, n = next_token_loss(model, (x, ym))
+    logits, _ = model(x)
+    kept = F.cross_entropy(logits[:, 10:].flatten(0, 1), y[:, 10:].flatten(),
+                           reduction="sum")
+    assert n == 4 * (T - 10)
+    torch.testing.assert_close(loss_sum, kept)  # float32, same terms: defaults
+
+
+def test_masked_accumulation_equals_one_large_batch_computed_directly():
+    """Micro-batches whose masks keep 16, 4 and 10 targets a row: the step's gradient
+    is that of the mean over all 120 targets, as one big batch computed directly
+    (torch's cross_entropy with ignore_index), not the mean of micro-batch means."""
     big, acc = tiny_model(), tiny_model()
-    x, y = batch(0, 8)
-    big(x, y)[1].backward()
-    for xs, ys in zip(x.chunk(4), y.chunk(4)):
-        (acc(xs, ys)[1] / 4).backward()  # mean over micro-batch means = batch mean
+    micro = [(x, masked(y, cut)) for (x, y), cut in
+             zip([batch(0), batch(4), batch(8)], (0, 12, 6))]
+    x = torch.cat([m[0] for m in micro])
+    y = torch.cat([m[1] for m in micro])
+    logits, _ = big(x)
+    F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100).backward()
+    expected = {n: p.grad.clone() for n, p in big.named_parameters()}
+    # SGD with lr 1 and no clipping: the step moves each weight by its gradient.
+    opt = torch.optim.SGD(acc.parameters(), lr=1.0)
+    before = {n: p.detach().clone() for n, p in acc.named_parameters()}
+    feed = iter(micro)
+    r = train_step(acc, opt, lambda: next(feed), TrainConfig(
+        max_steps=1, lr=1.0, min_lr=1.0, grad_accum=3, grad_clip=0.0))
+    assert r["targets"] == 4 * (16 + 4 + 10)
+    direct = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+    assert r["loss"] == pytest.approx(direct.item(), rel=1e-6)  # float32 sums
     # Only the order of float32 additions differs: agreement to ~1e-6 relative.
-    for p, q in zip(big.parameters(), acc.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7)
+    for n, p in acc.named_parameters():
+        torch.testing.assert_close(before[n] - p.detach(), expected[n], rtol=1e-5,
+                                   atol=1e-7)
+
+
+def test_evaluate_counts_only_unmasked_targets_and_their_bytes():
+    model, (x, y) = tiny_model(), batch(0, 4)
+    token_bytes = torch.arange(V) % 3 + 1  # any byte lengths
+    full = evaluate(model, [(x, y)], token_bytes=token_bytes)
+    part = evaluate(model, [(x, masked(y, 8))], token_bytes=token_bytes)
+    assert full["tokens"] == 4 * T and part["tokens"] == 4 * (T - 8)
+    assert part["bytes"] == int(token_bytes[y[:, 8:]].sum())
+    loss_sum, _ = next_token_loss(model, (x, masked(y, 8)))
+    assert part["loss"] == pytest.approx(loss_sum.item() / (4 * (T - 8)), rel=1e-6)
+
+
+def test_validation_batches_are_spread_over_the_whole_split():
+    data = Windows(n=100)
+    batches = spread_batches(data, 4, n_batches=3)
+    firsts = [data[i][0] for i in (0, 99)]
+    rows = torch.cat([b[0] for b in batches])
+    assert len(batches) == 3 and len(rows) == 12
+    assert torch.equal(rows[0], firsts[0]) and torch.equal(rows[-1], firsts[1])
+    assert len(spread_batches(data, 8)) == 100 // 8  # None: every full batch
 
 
 def test_loss_scaler_follows_torch_grad_scaler():
@@ -209,6 +268,95 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path, precision):
                for a, b in zip(final.parameters(), model.parameters()))
 
 
+class FrozenReference:
+    """A loss of another shape than next-token prediction, as DPO's: cross-entropy
+    plus a penalty for drifting from a frozen copy of the starting model."""
+
+    def __init__(self, model: GPT):
+        self.ref = tiny_model()
+        self.ref.load_state_dict(model.state_dict())
+        self.ref.requires_grad_(False)
+
+    def __call__(self, model, batch):
+        x, y = batch
+        logits, _ = model(x)
+        with torch.no_grad():
+            ref_logits, _ = self.ref(x)
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100,
+                             reduction="none")
+        drift = (logits - ref_logits).pow(2).mean(-1).flatten()
+        keep = y.flatten() != -100
+        return (ce + 0.1 * drift)[keep].sum(), keep.sum()
+
+
+def test_a_custom_loss_trains_and_resumes_exactly(tmp_path):
+    def run(out, **kw):
+        model = tiny_model()
+        result = train(model, ShuffledBatches(Windows(), 4, seed=2), config(),
+                       loss_fn=FrozenReference(model), val_data=[batch()],
+                       out_dir=out, **kw)
+        return model, result
+
+    _, whole = run(tmp_path / "whole")
+    _, first = run(tmp_path / "split", stop_at_step=5)
+    model, rest = run(tmp_path / "split")
+    assert first.step == 5 and rest.resumed_from == 5 and rest.step == 12
+    assert losses(rest) == losses(whole)  # exactly, as for the built-in loss
+    val = [r["val_loss"] for r in rest.rows("val_loss")]
+    assert val == [r["val_loss"] for r in whole.rows("val_loss")] and val[-1] < val[0]
+
+
+def test_the_last_k_checkpoints_are_kept(tmp_path):
+    cfg = config(max_steps=12, checkpoint_interval=2, keep_checkpoints=3)
+    train(tiny_model(), ShuffledBatches(Windows(), 4), cfg, out_dir=tmp_path)
+    kept = sorted(p.name[:12] for p in (tmp_path / "checkpoints").glob("step_*"))
+    assert kept == ["step_0000008", "step_0000010", "step_0000012"]
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path):
+    cfg = config(max_steps=8, checkpoint_interval=4)
+    whole = train(tiny_model(), ShuffledBatches(Windows(), 4), cfg,
+                  out_dir=tmp_path / "whole")
+    train(tiny_model(), ShuffledBatches(Windows(), 4), cfg, out_dir=tmp_path / "run",
+          stop_at_step=8)
+    latest = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    weights = latest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])  # the newest one is damaged
+    with pytest.warns(UserWarning, match=r"step_0000008.*truncated.*resuming from "
+                                         r"the older checkpoint step_0000004"):
+        rest = train(tiny_model(), ShuffledBatches(Windows(), 4), cfg,
+                     out_dir=tmp_path / "run")
+    assert rest.resumed_from == 4 and losses(rest) == losses(whole)
+
+
+def test_resume_restores_optimizer_hyperparameters_with_their_types(tmp_path):
+    train(tiny_model(), ShuffledBatches(Windows(), 4), config(max_steps=4),
+          out_dir=tmp_path)
+    model = tiny_model()
+    opt = AdamW(param_groups(model, 0.1), lr=1e-3, betas=(0.9, 0.95))
+    load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"), model, opt)
+    for group in opt.param_groups:
+        assert type(group["betas"]) is tuple and group["betas"] == (0.9, 0.95)
+        assert all(type(group[k]) is float for k in ("lr", "eps", "weight_decay"))
+
+
+def test_a_run_folder_loads_without_the_corpus(tmp_path, valid_stories):
+    from llm_from_scratch.runs import load_run
+    from llm_from_scratch.tokenizer import train_hf_tokenizer
+
+    tok = train_hf_tokenizer(valid_stories[:100], V)
+    model = tiny_model()
+    train(model, ShuffledBatches(Windows(), 4), config(max_steps=4), out_dir=tmp_path,
+          run_files={"tokenizer.json": tok.to_str()})
+    loaded, loaded_tok, ckpt = load_run(tmp_path)  # no data path, no profile
+    assert loaded_tok.to_str() == tok.to_str()
+    assert ckpt == latest_checkpoint(tmp_path / "checkpoints")
+    x, _ = batch()
+    torch.testing.assert_close(loaded(x)[0], model.eval()(x)[0], rtol=0, atol=0)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["train"]["precision"] == "fp32" and run["model"]["d_model"] == 32
+
+
 def test_resume_of_a_plain_iterable_skips_the_batches_it_used(tmp_path):
     batches = [batch(j) for j in range(0, 40, 4)]  # no state_dict; restarts at its end
     cfg = config(max_steps=8, grad_accum=1)
@@ -239,7 +387,8 @@ import sys, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {root!r})
 from tests.test_train import Windows, config, tiny_model
-from llm_from_scratch.train import ShuffledBatches, train
+from llm_from_scratch.batches import ShuffledBatches
+from llm_from_scratch.train import train
 result = train(tiny_model(), ShuffledBatches(Windows(), 4), config(max_steps=100000),
                out_dir={out!r})
 print("stopped by", result.stopped, "at step", result.step, flush=True)
@@ -280,7 +429,8 @@ import sys, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {root!r})
 from tests.test_train import tiny_model
-from llm_from_scratch.train import AdamW, save_checkpoint
+from llm_from_scratch.checkpoint import save_checkpoint
+from llm_from_scratch.optim import AdamW
 model = tiny_model(d_model=128, n_layers=4)  # large enough that a write takes a while
 opt = AdamW(model.parameters())
 ids = torch.zeros(1, 4, dtype=torch.long)
@@ -383,16 +533,6 @@ def test_an_fp16_overflow_is_diagnosed_as_such():
         model.norm.weight.fill_(1e6)  # logits far beyond fp16's largest value
     with pytest.raises(NonFiniteLossError, match="fp16 overflows above 65504"):
         train(model, ShuffledBatches(Windows(), 4), config(precision="fp16"))
-
-
-def test_sample_draws_from_its_own_generator():
-    model = tiny_model()
-    torch.manual_seed(0)
-    before = torch.get_rng_state()
-    a = sample(model, [1, 2, 3], 10, seed=4)
-    assert torch.equal(torch.get_rng_state(), before)  # training's RNG untouched
-    assert a == sample(model, [1, 2, 3], 10, seed=4) and len(a) == 10
-    assert all(0 <= t < V for t in a)
 
 
 # --- the command line ---------------------------------------------------------------

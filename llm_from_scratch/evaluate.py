@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from llm_from_scratch.train import bits_per_byte, perplexity
+from llm_from_scratch.metrics import bits_per_byte, perplexity
 from llm_from_scratch.utils import progress
 
 try:  # the `eval` extra: pip install "llm-from-scratch[eval]"

@@ -5,7 +5,7 @@
 PROFILE ?= auto
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-EXTRAS  ?= book,test,kernels,distributed
+EXTRAS  ?= book,test,kernels,distributed,eval
 PYTEST_ARGS ?=
 
 .PHONY: setup tex book pdf html test export clean distclean help

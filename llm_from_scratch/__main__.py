@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import platform
 import signal
 import sys
@@ -21,6 +20,9 @@ from llm_from_scratch import __version__
 from llm_from_scratch.checkpoint import CheckpointError
 from llm_from_scratch.data import EOT as EOT_TEXT
 from llm_from_scratch.data import DataNotFoundError, local_data_dir
+from llm_from_scratch.distributed import (PARALLEL_METHODS, LaunchError,
+                                          close_distributed, init_distributed,
+                                          rank_batch_size)
 from llm_from_scratch.precision import CHOICES as PRECISION_CHOICES
 from llm_from_scratch.precision import choose_precision
 from llm_from_scratch.profiles import (PROFILE_NAMES, SFTSizes, TrainSizes,
@@ -64,19 +66,6 @@ TRAIN_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)] + [
 TRAIN_CHOICES = {"precision": PRECISION_CHOICES}
 
 
-def _start_distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group only when torchrun started us."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Pretrain the profile's model (chapter 04); resumes an interrupted run."""
     from llm_from_scratch.pipeline import prepare_tokens
@@ -88,18 +77,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name in ("sample_steps", "betas"):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
-    rank, world = _start_distributed()
+    launch = init_distributed(args.backend)  # a single process joins no group
+    rank, world = launch.rank, launch.world_size
     try:
-        if world > 1:  # one process makes the tokenizer and shards; the rest wait
-            if rank == 0:
+        if world > 1:
+            # --batch-size is the global batch: each rank gets its share of it, so
+            # N processes train on the batches one process would.
+            batch = get_profile(args.profile).train.batch_size
+            overrides["batch_size"] = rank_batch_size(
+                overrides.get("batch_size", batch), world)
+            if rank == 0:  # one process makes the tokenizer and shards; the rest wait
                 prepare_tokens(args.profile, args.data)
             torch.distributed.barrier()
         result, _, _ = pretrain(args.profile, data_path=args.data, out_dir=args.out,
                                 resume=not args.restart, stop_at_step=args.stop_at_step,
-                                **overrides)
+                                parallel=args.parallel, **overrides)
     finally:
-        if world > 1:
-            torch.distributed.destroy_process_group()
+        close_distributed()
     if rank != 0:
         return 0
     run_dir = result.checkpoint.parent.parent if result.checkpoint else args.out
@@ -279,6 +273,62 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+EVAL_TASKS = ("bpb", "cloze", "final_word", "samples")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a model on the book's tasks through lm-eval; print its report card
+    row (chapter 10)."""
+    from llm_from_scratch import evaluate as ev
+
+    try:
+        return _evaluate(args, ev)
+    except ev.EvalError as exc:
+        print(f"llmfs: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(args: argparse.Namespace, ev) -> int:
+    import json
+    import logging
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing tries the hub
+    from llm_from_scratch.generate import load_model
+
+    names = [t.strip() for t in ",".join(args.tasks).split(",") if t.strip()]
+    files = [Path(t) for t in names if t not in EVAL_TASKS]
+    for f in files:
+        if f.suffix not in (".yaml", ".yml") or not f.is_file():
+            raise ev.EvalError(f"unknown task {str(f)!r}: use {', '.join(EVAL_TASKS)} "
+                               "or the path of a task .yaml file")
+        ev.task_name(f)  # a file that does not parse: EvalError
+    profile = get_profile(args.profile)
+    model, tok, folder = load_model(args.model, args.tokenizer,
+                                    pick_device(args.device))
+    built = [t for t in names if t in ev.TASKS]
+    task_files = [ev.build_tasks(profile.name)[t] for t in built] if built else []
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    lm = ev.LLMFSLM(model=model, tokenizer=tok, batch_size=args.batch_size)
+    results = ev.run_tasks(lm, task_files + files, limit=args.limit) if (
+        task_files or files) else {}
+    bpb = results.get(ev.TASK_PREFIX + "bpb", {}).get("metrics", {})
+    stats = None
+    if "samples" in names:
+        e = profile.eval
+        stats = ev.sample_stats(*ev.generate_samples(model, tok, e.samples,
+                                                     e.sample_tokens, e.seed))
+    row = ev.card_row(folder.name, str(folder), results, bpb.get("bits_per_byte"),
+                      stats)
+    print(ev.format_card([row]))
+    for task, r in results.items():
+        if "acc" not in r["metrics"] and task != ev.TASK_PREFIX + "bpb":
+            print(f"{task}: {json.dumps(r['metrics'])}")
+    if args.out:
+        ev.save_card([row], args.out, profile=profile.name, limit=args.limit)
+    print("JSON: " + json.dumps(row))
+    return 0
+
+
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("overrides of the profile's training section "
                                       "(TrainConfig and TrainSizes)")
@@ -332,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help=cmd_info.__doc__)
     _add_profile(info)
     info.set_defaults(func=cmd_info)
-    train = sub.add_parser("train", help=cmd_train.__doc__,
-                           description=cmd_train.__doc__)
+    train = sub.add_parser(
+        "train", help=cmd_train.__doc__,
+        description=cmd_train.__doc__ + " Under torchrun (chapter 06) the processes "
+        "train one model data-parallel, each on its share of every global batch.")
     _add_profile(train)
     train.add_argument("--data", default=None,
                        help="folder of TinyStories text files (default: $LLMFS_DATA)")
@@ -343,6 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start again instead of resuming a checkpoint")
     train.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
                        help="stop cleanly, with a checkpoint, after this step")
+    train.add_argument("--parallel", choices=PARALLEL_METHODS, default=None,
+                       help="how several processes share the training under torchrun "
+                       "(default: ddp, PyTorch's DistributedDataParallel)")
+    train.add_argument("--backend", choices=["nccl", "gloo"], default=None,
+                       help="torch.distributed backend (default: nccl with GPUs, "
+                       "gloo without)")
+    train.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                       help=argparse.SUPPRESS)  # appended by DeepSpeed's launcher
     _add_train_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -418,6 +478,26 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("--device", default=None,
                       help="cpu, cuda, mps (default: the best available)")
     talk.set_defaults(func=cmd_chat)
+
+    ev = sub.add_parser("eval", help=cmd_eval.__doc__.split("\n")[0],
+                        description=" ".join(cmd_eval.__doc__.split()))
+    ev.add_argument("--model", type=Path, required=True,
+                    help="a Hugging Face directory, a checkpoint or a training run")
+    ev.add_argument("--tasks", action="append", default=None, metavar="TASKS",
+                    help=f"comma-separated: {', '.join(EVAL_TASKS)} or task .yaml "
+                    "files (default: all four)")
+    ev.add_argument("--profile", default="auto",
+                    help="whose validation stories and sizes: " + ", ".join(PROFILE_NAMES))
+    ev.add_argument("--limit", type=int, default=None, metavar="N",
+                    help="only the first N items of each task")
+    ev.add_argument("--batch-size", type=int, default=16, metavar="N",
+                    help="sequences per forward pass (16)")
+    ev.add_argument("--tokenizer", type=Path, default=None,
+                    help="tokenizer.json (default: the model folder's)")
+    ev.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
+    ev.add_argument("--out", type=Path, default=None,
+                    help="also save the row as a report card JSON file")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -426,10 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     from llm_from_scratch.sft import InstructionSetError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "tasks", 0) is None:
+        args.tasks = list(EVAL_TASKS)
     try:
         return args.func(args)
     except (UnknownProfileError, DataNotFoundError, CheckpointError,
-            ChatFormatError, InstructionSetError) as exc:
+            ChatFormatError, InstructionSetError, LaunchError) as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.NonFiniteLossError: its diagnosis

@@ -19,9 +19,9 @@ What the module holds, up front:
 - the field's engines applied to an unmodified model, the way torchtitan does it:
   ``apply_ddp`` (PyTorch DDP), ``apply_fsdp`` (FSDP2's ``fully_shard`` on every
   block, then the root), ``apply_deepspeed`` with ``deepspeed_config`` (ZeRO 1-3);
-- per-rank data (``RankBatches``): every rank a disjoint slice of each global batch;
 - distributed checkpoints (``torch.distributed.checkpoint``): sharded save and load,
-  across world sizes.
+  across world sizes;
+- ``parallelize``: what ``llmfs train`` applies to the model under torchrun.
 
 The model knows nothing of any of this.
 """
@@ -274,35 +274,6 @@ def apply_ddp(model: nn.Module, bucket_mb: float = 25.0,
                                                bucket_cap_mb=bucket_mb, **kwargs)
 
 
-class RankBatches:
-    """This rank's share of every batch of ``batches``: rows rank * b to
-    (rank + 1) * b of each global batch of N * b rows.
-
-    Every rank walks the same global order (the same seed), so the shares are
-    disjoint and together are the one-process batch; the position in the data is
-    the global one, the same on every rank, and a checkpoint of it (one file,
-    written by rank 0) resumes every rank, under any world size that divides the
-    batch. Each rank still reads the whole batch and keeps its rows, which costs
-    little next to a training step on token windows.
-    """
-
-    def __init__(self, batches, rank: int, world_size: int):
-        self.batches, self.rank, self.world_size = batches, rank, world_size
-
-    def __iter__(self):
-        for batch in self.batches:
-            n = batch[0].size(0)
-            b = rank_batch_size(n, self.world_size)
-            rows = slice(self.rank * b, (self.rank + 1) * b)
-            yield tuple(t[rows] for t in batch)
-
-    def state_dict(self) -> dict:
-        return self.batches.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state)
-
-
 class ZeRO1:
     """ZeRO stage 1 by hand: the optimizer's state sharded over the ranks.
 
@@ -332,13 +303,14 @@ class ZeRO1:
                 for g in param_groups]
         self.optimizer = make_optimizer(mine)
         self.elements = load  # parameter elements owned by each rank
+        # What a training loop sees: every parameter (for clipping by the global
+        # norm) and the hyper-parameters it may change (the learning rate), which
+        # step() hands on to the inner optimizer's groups.
+        self.param_groups = [{**inner, "params": full} for inner, full in
+                             zip(self.optimizer.param_groups, self.full_groups)]
 
     @property
-    def param_groups(self) -> list[dict]:  # the loop sets the learning rate here
-        return self.optimizer.param_groups
-
-    @property
-    def state(self):
+    def state(self):  # this rank's share
         return self.optimizer.state
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -350,6 +322,8 @@ class ZeRO1:
 
     @torch.no_grad()
     def step(self) -> None:
+        for outer, inner in zip(self.param_groups, self.optimizer.param_groups):
+            inner.update({k: v for k, v in outer.items() if k != "params"})
         self.optimizer.step()  # only this rank's parameters
         for p in self.params:
             src = self.owner[p]
@@ -371,7 +345,7 @@ class ZeRO1:
         dist.all_gather_object(shards, shard, group=self.group)
         groups = [{**{k: v for k, v in g.items() if k != "params"},
                    "params": [index[p] for p in full]}
-                  for g, full in zip(inner["param_groups"], self.full_groups)]
+                  for g, full in zip(self.param_groups, self.full_groups)]
         return {"state": dict(sorted((k, v) for s in shards for k, v in s.items())),
                 "param_groups": groups}
 
@@ -388,6 +362,8 @@ class ZeRO1:
             {"state": {local[self.params[i]]: v for i, v in full.items()
                        if self.params[i] in local},
              "param_groups": groups})
+        for outer, inner in zip(self.param_groups, self.optimizer.param_groups):
+            outer.update({k: v for k, v in inner.items() if k != "params"})
 
 
 def apply_fsdp(model: nn.Module, param_dtype: torch.dtype | None = None,
@@ -492,3 +468,19 @@ def load_sharded(path, model: nn.Module, optimizer=None, **extra) -> dict:
     set_state_dict(model, optimizer or [], model_state_dict=state["model"],
                    optim_state_dict=state.get("optimizer", {}))
     return {k: state[k] for k in extra}
+
+
+PARALLEL_METHODS = ("ddp",)  # what `llmfs train --parallel` offers
+
+
+def parallelize(model: nn.Module, method: str = "ddp") -> nn.Module:
+    """The model wrapped for data-parallel training by ``method``, for the loop.
+
+    The loop (chapter 04) takes the wrapped model as given: it averages nothing
+    itself, sums losses and token counts over the ranks, and checkpoints the
+    plain model inside the wrapper from rank 0.
+    """
+    if method not in PARALLEL_METHODS:
+        raise LaunchError(f"--parallel must be one of {', '.join(PARALLEL_METHODS)}, "
+                          f"not {method!r}")
+    return apply_ddp(model)

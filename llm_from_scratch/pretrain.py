@@ -82,13 +82,15 @@ def run_id(config, mconfig, sizes, data: dict) -> str:
 
 def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = None,
              out_dir: str | os.PathLike | None = None, resume: bool = True,
-             stop_at_step: int | None = None, **overrides):
+             stop_at_step: int | None = None, parallel: str | None = None,
+             **overrides):
     """Pretrain the profile's model on its token shards; returns (result, model, tok).
 
     ``overrides`` replace fields of the profile's TrainConfig (``lr``, ``max_steps``,
     ``precision``...) or of its TrainSizes (``batch_size``, ``seed``...). A finished
     run of the same configuration and data is reused as it is; an interrupted one
-    is resumed.
+    is resumed. Under torchrun, ``parallel`` says how the processes share the
+    model (chapter 06's ``parallelize``; DDP by default).
     """
     from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
@@ -114,7 +116,9 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     model = GPT(mconfig).to(device)
     wrapped = model
     if world > 1:  # one replica per process, gradients averaged in backward
-        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        from llm_from_scratch.distributed import parallelize
+
+        wrapped = parallelize(model, parallel or "ddp")  # chapter 06
     ctx = mconfig.context_len
     train_batches = ShuffledBatches(TokenWindows(shards["train"], ctx),
                                     sizes.batch_size, seed=sizes.seed, rank=rank,

@@ -154,6 +154,20 @@ class SFTSizes:
 
 
 @dataclass(frozen=True)
+class EvalSizes:
+    """Chapter 10: how many items each task has, and how the models are sampled."""
+
+    cloze_items: int  # story-cloze items built from validation stories
+    final_word_items: int  # final-word items built from validation stories
+    ngram: int  # words per n-gram of the contamination check
+    contamination_threshold: float  # an item sharing this share of n-grams is flagged
+    samples: int  # stories each model writes for the sample statistics
+    sample_tokens: int  # at most this many tokens per sample
+    batch_size: int  # sequences per forward pass when scoring
+    seed: int  # task building and sampling
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     summary: str
@@ -164,6 +178,7 @@ class Profile:
     generate: GenerateSizes
     parallel: ParallelSizes
     sft: SFTSizes
+    eval: EvalSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -199,6 +214,9 @@ PROFILES: dict[str, Profile] = {
                      warmup_steps=5, weight_decay=0.0, grad_clip=1.0,
                      precision="fp32", eval_interval=10, eval_batches=2,
                      checkpoint_interval=15, seed=0, examples_shown=2),
+        eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
+                       contamination_threshold=0.5, samples=8, sample_tokens=48,
+                       batch_size=16, seed=0),
     ),
     "cpu": Profile(
         name="cpu",
@@ -239,6 +257,9 @@ PROFILES: dict[str, Profile] = {
                      min_lr=5e-5, warmup_steps=20, weight_decay=0.0, grad_clip=1.0,
                      precision="auto", eval_interval=50, eval_batches=8,
                      checkpoint_interval=50, seed=0, examples_shown=3),
+        eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
+                       contamination_threshold=0.5, samples=32, sample_tokens=200,
+                       batch_size=16, seed=0),
     ),
     "gpu": Profile(
         name="gpu",
@@ -278,6 +299,9 @@ PROFILES: dict[str, Profile] = {
                      min_lr=2e-5, warmup_steps=50, weight_decay=0.0, grad_clip=1.0,
                      precision="auto", eval_interval=100, eval_batches=20,
                      checkpoint_interval=200, seed=0, examples_shown=3),
+        eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
+                       contamination_threshold=0.5, samples=64, sample_tokens=256,
+                       batch_size=64, seed=0),
     ),
 }
 

@@ -84,7 +84,8 @@ def test_rank_shares_are_disjoint_and_make_up_the_one_process_batch():
     seqs = [(torch.tensor([i]), torch.tensor([i])) for i in range(40)]
 
     def stream(rank, world):
-        return iter(D.RankBatches(ShuffledBatches(seqs, 8, seed=1), rank, world))
+        return iter(ShuffledBatches(seqs, 8 // world, seed=1, rank=rank,
+                                    world_size=world))
     one, shares = stream(0, 1), [stream(r, 4) for r in range(4)]
     for _ in range(10):  # two epochs
         full = next(one)[0].flatten().tolist()

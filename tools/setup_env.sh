@@ -8,7 +8,7 @@ TEX_PACKAGES="latexmk texlive-xetex texlive-latex-extra texlive-fonts-recommende
 fonts-freefont-otf poppler-utils"
 
 python_env() {
-    local venv=${VENV:-.venv} extras=${EXTRAS:-book,test,kernels,distributed}
+    local venv=${VENV:-.venv} extras=${EXTRAS:-book,test,kernels,distributed,eval}
     local python=${PYTHON:-python3}
     if [ ! -x "$venv/bin/python" ]; then
         echo "setup: creating $venv with $($python --version)"

@@ -157,6 +157,7 @@ class EvalSizes:
     sample_tokens: int  # at most this many tokens per sample
     batch_size: int  # sequences per forward pass when scoring
     seed: int  # task building and sampling
+    instructions: int  # chapter 08's held-out instructions in the instruction task
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ PROFILES: dict[str, Profile] = {
             eval_batches=2, seed=0, examples_shown=2),
         eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
                        contamination_threshold=0.5, samples=8, sample_tokens=48,
-                       batch_size=16, seed=0),
+                       batch_size=16, seed=0, instructions=24),
     ),
     "cpu": Profile(
         name="cpu",
@@ -255,7 +256,7 @@ PROFILES: dict[str, Profile] = {
             eval_batches=8, seed=0, examples_shown=3),
         eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
                        contamination_threshold=0.5, samples=32, sample_tokens=200,
-                       batch_size=16, seed=0),
+                       batch_size=16, seed=0, instructions=200),
     ),
     "gpu": Profile(
         name="gpu",
@@ -299,7 +300,7 @@ PROFILES: dict[str, Profile] = {
             eval_batches=20, seed=0, examples_shown=3),
         eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
                        contamination_threshold=0.5, samples=64, sample_tokens=256,
-                       batch_size=64, seed=0),
+                       batch_size=64, seed=0, instructions=500),
     ),
 }
 

@@ -182,39 +182,31 @@ class LLMFSLM(LM):
         (``<|end|>``, ``<|endoftext|>``) stops generation at that token; any other
         cuts the text where it first appears. The text fills the context at most.
         """
-        from llm_from_scratch.generate import generate
+        from llm_from_scratch.generate import generate_many
 
-        jobs = []
-        for r in requests:
+        groups: dict[tuple, list[int]] = {}  # (stop ids, most new tokens): requests
+        prompts, untils = [], []
+        for k, r in enumerate(requests):
             context, options = r.args
             until = options.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
             stops = {self.eot_id} | {self.tokenizer.token_to_id(u) for u in until
                                      if self.tokenizer.token_to_id(u) is not None}
             ids = (self.tokenizer.encode(context).ids or [self.eot_id])
-            ids = ids[-(self.context_len - 1):]
-            new = min(int(options.get("max_gen_toks", self.max_gen_toks)),
-                      self.context_len - len(ids))
-            jobs.append((ids, new, tuple(sorted(stops)), until))
-        out = [""] * len(jobs)
-        order = sorted(range(len(jobs)), key=lambda i: (jobs[i][2], len(jobs[i][0])))
-        bar = progress(total=len(jobs), desc="generate_until")
-        lo = 0
-        while lo < len(order):  # a batch: one set of stop ids, similar lengths
-            rows = [i for i in order[lo:lo + self.batch_size]
-                    if jobs[i][2] == jobs[order[lo]][2]]
-            stops = list(jobs[rows[0]][2])
-            new = min(jobs[i][1] for i in rows)
-            outs = generate(self.model, [jobs[i][0] for i in rows], new,
-                            temperature=0.0, stop_ids=stops)
-            for i, ids in zip(rows, outs):
+            prompts.append(ids[-(self.context_len - 1):])  # room for one token
+            untils.append(until)
+            most = int(options.get("max_gen_toks", self.max_gen_toks))
+            groups.setdefault((tuple(sorted(stops)), most), []).append(k)
+        out = [""] * len(prompts)
+        for (stops, most), ks in progress(groups.items(), desc="generate_until"):
+            outs = generate_many(self.model, [prompts[k] for k in ks], most,
+                                 batch_size=self.batch_size, temperature=0.0,
+                                 stop_ids=stops)
+            for k, ids in zip(ks, outs):
                 text = self.tokenizer.decode([t for t in ids if t not in stops])
-                for stop in jobs[i][3]:
+                for stop in untils[k]:
                     text = text.split(stop)[0]
-                out[i] = text
-            lo += len(rows)
-            bar.update(len(rows))
-        bar.close()
+                out[k] = text
         return out
 
 

@@ -183,7 +183,7 @@ def generate_replies(model: nn.Module, tokenizer, prompts: Sequence[str], *,
     chat: through the chat format, stopping at <|end|> or <|endoftext|>; else
     the prompt as plain text (plain_prompt), stopping at <|endoftext|>.
     """
-    from llm_from_scratch.generate import generate
+    from llm_from_scratch.generate import generate_many
 
     eot = tokenizer.token_to_id(EOT)
     if chat:
@@ -194,18 +194,9 @@ def generate_replies(model: nn.Module, tokenizer, prompts: Sequence[str], *,
         ids = [tokenizer.encode(plain_prompt(p)).ids for p in prompts]
         stops = [eot]
     stops = [s for s in stops if s is not None]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths
-    replies = [""] * len(ids)
-    ctx = model.config.context_len
-    for lo in range(0, len(order), batch_size):
-        rows = order[lo:lo + batch_size]
-        room = ctx - max(len(ids[i]) for i in rows)
-        new = room if max_new_tokens is None else min(room, max_new_tokens)
-        outs = generate(model, [ids[i] for i in rows], new,
-                        **{"temperature": 0.0, **sampling, "stop_ids": stops})
-        for i, out in zip(rows, outs):
-            replies[i] = tokenizer.decode([t for t in out if t not in stops])
-    return replies
+    outs = generate_many(model, ids, max_new_tokens, batch_size=batch_size,
+                         **{"temperature": 0.0, **sampling, "stop_ids": stops})
+    return [tokenizer.decode([t for t in out if t not in stops]) for out in outs]
 
 
 Z95 = 1.959964  # the normal distribution's 97.5% quantile: a two-sided 95% interval

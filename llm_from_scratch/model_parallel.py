@@ -410,3 +410,66 @@ def pipeline_stage(stage: Stage, device=None):
 
     device = device or next(stage.parameters()).device
     return PipelineStage(stage, stage.stage, stage.n_stages, device)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A (data, tensor, pipeline) layout and its costs per GPU."""
+
+    dp: int
+    tp: int
+    pp: int
+    memory: float  # bytes per GPU: model state and activations
+    tp_bytes: float  # sent per step and GPU, by each dimension
+    pp_bytes: float
+    dp_bytes: float
+    bubble: float  # (p - 1) / (m + p - 1)
+    recompute: str  # "selective" or "full" activation recomputation
+
+
+def layout_cost(c: GPTConfig, dp: int, tp: int, pp: int, seq_len: int,
+                batch_seqs: int, micro_batch: int = 1, recompute: str = "selective",
+                shard_optimizer: bool = True) -> Layout:
+    """The memory, communication and bubble of one layout (bf16 mixed-precision
+    AdamW, sequence parallelism; formulas in chapter 07)."""
+    s, b, h, L = seq_len, micro_batch, c.d_model, c.n_layers
+    m = batch_seqs // (dp * b)  # micro-batches per step and pipeline
+    per_stage = math.ceil(L / pp)  # the largest stage's layers
+    psi = parameter_counts(c)["total"] * per_stage / L / tp  # on one GPU
+    state = 4 * psi + 12 * psi / (dp if shard_optimizer else 1)
+    held = per_stage * min(pp, m)  # layers x micro-batches held by stage 0
+    if recompute == "selective":
+        activations = 34 * s * b * h * held / tp
+    else:  # each layer's input, and one layer recomputed at a time
+        activations = (2 * held + 34) * s * b * h / tp
+    act = 2 * s * b * h  # one bf16 activation tensor
+    return Layout(dp, tp, pp, state + activations,
+                  tp_bytes=m * L / pp * 4 * 2 * (tp - 1) / tp * act,
+                  pp_bytes=m * 2 * act / tp if pp > 1 else 0.0,
+                  dp_bytes=2 * (dp - 1) / dp * 2 * psi,
+                  bubble=(pp - 1) / (m + pp - 1), recompute=recompute)
+
+
+def choose_layout(c: GPTConfig, gpus: int, seq_len: int, batch_seqs: int,
+                  gpu_bytes: float = 80e9, per_server: int = 8,
+                  shard_optimizer: bool = True) -> Layout | None:
+    """The least model parallelism that fits in 90% of gpu_bytes: tensor
+    parallelism first (up to one server), then pipeline stages; full
+    recomputation only if nothing fits without it. None if nothing fits."""
+    for recompute in ("selective", "full"):
+        fits = []
+        for tp in (t for t in (1, 2, 4, 8) if t <= per_server):
+            if c.n_heads % tp or c.n_kv_heads % tp or c.ffn_hidden % tp:
+                continue
+            for pp in range(1, c.n_layers + 1):  # stages may differ by a layer
+                dp, rest = divmod(gpus, tp * pp)
+                if rest or dp == 0 or batch_seqs % dp or batch_seqs // dp < pp:
+                    continue
+                lay = layout_cost(c, dp, tp, pp, seq_len, batch_seqs,
+                                  recompute=recompute,
+                                  shard_optimizer=shard_optimizer)
+                if lay.memory <= 0.9 * gpu_bytes:
+                    fits.append(lay)
+        if fits:
+            return min(fits, key=lambda x: (x.tp * x.pp, x.pp))
+    return None

@@ -593,7 +593,7 @@ def missing_row(name: str, source: str, folder: str | Path, made: bool = False
     """A reserved row for a model not evaluated: not made yet, or made (by a later
     chapter) and not yet evaluated by this one."""
     why = (f"{source}'s model in {folder} is not evaluated here yet" if made else
-           f"no model in {folder}: {source} has not made it")
+           f"{source} has not made {folder}")
     return {"model": name, "source": source, "missing": why}
 
 

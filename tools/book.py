@@ -367,6 +367,34 @@ def latex_front_matter(preface: str) -> str:
     return "".join(out)
 
 
+NUMBERING = "llmfs-numbering"
+
+
+def latex_numbering(staging: Path) -> None:
+    """Number the PDF's chapters by their file names, not by their order: chapter
+    08 stays "Chapter 08" while 07 is missing, and appendices are lettered from
+    their own letter ("Appendix B"). A raw LaTeX cell, which the HTML ignores, goes
+    at the top of each staged notebook."""
+    started_appendix = False
+    for entry in book_outline(staging / "_toc.yml"):
+        path = staging / f"{entry.file}.ipynb"
+        if not path.exists():
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb["cells"] = [c for c in nb["cells"] if c.get("id") != NUMBERING]
+        if entry.is_appendix:
+            tex = "" if started_appendix else "\\appendix"
+            tex += f"\\setcounter{{chapter}}{{{ord(entry.number) - ord('A')}}}"
+            started_appendix = True
+        else:
+            tex = f"\\setcounter{{chapter}}{{{int(entry.number) - 1}}}"
+        nb["cells"].insert(0, {"cell_type": "raw", "id": NUMBERING, "source": tex,
+                               "metadata": {"format": "text/latex",
+                                            "raw_mimetype": "text/latex"}})
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+
+
 def stage(staging: Path) -> None:
     staging.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
@@ -463,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             pdf = staging / "book.pdf"
             pdf.unlink(missing_ok=True)  # never leave an older PDF looking current
             staged_preface.write_text(latex_front_matter(preface), encoding="utf-8")
+            latex_numbering(staging)
             try:
                 jupyter_book(staging, "pdflatex")
             finally:

@@ -156,3 +156,33 @@ def test_references_are_labelled_author_year_with_a_b_for_one_name_and_year():
     assert {labels["touvron2023llama"], labels["touvron2023llama2"]} == {
         "Touvron et al., 2023a", "Touvron et al., 2023b"}
     assert len(set(labels.values())) == len(labels), "two works share a label"
+
+
+def test_pdf_chapters_are_numbered_by_file_name_and_appendices_lettered(tmp_path):
+    """With chapter 07 missing, 08 is still "Chapter 08" in the PDF; appendix B is
+    "Appendix B" (LaTeX would number them by their order: 7, and 9)."""
+    (tmp_path / "chapters").mkdir()
+    names = ["06_data_parallel", "08_instruction_tuning", "B_machinery"]
+    for name in names:
+        (tmp_path / "chapters" / f"{name}.ipynb").write_text(json.dumps(
+            {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# T: t"}],
+             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (tmp_path / "_toc.yml").write_text("root: book/preface\nchapters:\n" + "".join(
+        f"  - file: chapters/{n}\n" for n in names))
+    book.latex_numbering(tmp_path)
+    book.latex_numbering(tmp_path)  # idempotent: a rebuild adds no second cell
+    first = {n: json.loads((tmp_path / "chapters" / f"{n}.ipynb").read_text())["cells"]
+             for n in names}
+    assert all(len(cells) == 2 for cells in first.values())
+    assert "\\setcounter{chapter}{5}" in first["06_data_parallel"][0]["source"]
+    assert "\\setcounter{chapter}{7}" in first["08_instruction_tuning"][0]["source"]
+    assert "\\appendix\\setcounter{chapter}{1}" in first["B_machinery"][0]["source"]
+
+
+def test_pdf_preface_gets_a_titled_chapter_and_real_headings():
+    text = "# LLM from Scratch\n\nIntro.\n\n## Who this book is for\n\n```\n## code\n```\n"
+    tex = book.latex_front_matter(text)
+    assert "\\chapter*{Preface}" in tex and "\\addcontentsline{toc}{chapter}{Preface}" in tex
+    assert "\\markboth{Preface}{Preface}" in tex  # the running heads
+    assert "\\section*{Who this book is for}" in tex
+    assert "## code" in tex  # a fenced block is left alone

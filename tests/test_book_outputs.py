@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from llm_from_scratch.figures import PRINT_WIDTH, SMALL, printed_sizes
+from test_book import build_env  # noqa: F401 - the fixture: staging, environment
 from tools import book
 
 STAGING = book.BUILD / "smoke"
@@ -31,16 +32,6 @@ WIDTH = 88  # characters of FreeMono at 8.5 pt that the PDF's code box holds (92
 TQDM_BAR = re.compile(r"\d+%\|[^|]*\|")  # tqdm's drawn bar: " 50%|##5  |"
 ETA = re.compile(r"\[\d+:\d\d(:\d\d)?<[\d:?]+")  # tqdm's "[elapsed<remaining"
 pytestmark = [pytest.mark.chapters, pytest.mark.timeout(1800)]
-
-
-@pytest.fixture(scope="module")
-def build_env(data_dir):
-    from unittest import mock
-
-    with mock.patch.dict(os.environ):
-        book.prepare_environment()
-        book.stage(STAGING)
-        yield
 
 
 def executed(chapter: Path) -> dict:

@@ -373,8 +373,8 @@ NUMBERING = "llmfs-numbering"
 def latex_numbering(staging: Path) -> None:
     """Number the PDF's chapters by their file names, not by their order: chapter
     08 stays "Chapter 08" while 07 is missing, and appendices are lettered from
-    their own letter ("Appendix B"). A raw LaTeX cell, which the HTML ignores, goes
-    at the top of each staged notebook."""
+    their own letter ("Appendix B"). A cell of raw LaTeX, which the HTML ignores,
+    goes at the top of each staged notebook."""
     started_appendix = False
     for entry in book_outline(staging / "_toc.yml"):
         path = staging / f"{entry.file}.ipynb"
@@ -388,9 +388,8 @@ def latex_numbering(staging: Path) -> None:
             started_appendix = True
         else:
             tex = f"\\setcounter{{chapter}}{{{int(entry.number) - 1}}}"
-        nb["cells"].insert(0, {"cell_type": "raw", "id": NUMBERING, "source": tex,
-                               "metadata": {"format": "text/latex",
-                                            "raw_mimetype": "text/latex"}})
+        nb["cells"].insert(0, {"cell_type": "markdown", "id": NUMBERING, "metadata": {},
+                               "source": f"```{{raw}} latex\n{tex}\n```"})
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n",
                         encoding="utf-8")
 

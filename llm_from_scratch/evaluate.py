@@ -37,7 +37,18 @@ from llm_from_scratch.utils import progress
 try:  # the `eval` extra: pip install "llm-from-scratch[eval]"
     import lm_eval.models  # noqa: F401  lm-eval's own models (hf, ...), registered
     from lm_eval.api.model import LM
-    from lm_eval.api.registry import register_model
+    from lm_eval.api.registry import register_model as _register_model
+
+    def register_model(*names):
+        """lm-eval's register_model, except that a name already registered keeps its
+        class: defining LLMFSLM in a notebook and then importing this module (as a
+        task's metric module does) must not fail."""
+        def register(cls):
+            try:
+                return _register_model(*names)(cls)
+            except ValueError:  # registered already
+                return cls
+        return register
 except ImportError:  # everything but LLMFSLM and run_tasks works without it
     LM = object
 

@@ -26,8 +26,8 @@ from llm_from_scratch.distributed import (PARALLEL_METHODS, LaunchError,
                                           rank_batch_size)
 from llm_from_scratch.precision import CHOICES as PRECISION_CHOICES
 from llm_from_scratch.precision import choose_precision
-from llm_from_scratch.profiles import (PROFILE_NAMES, SFTSizes, TrainSizes,
-                                       UnknownProfileError, get_profile)
+from llm_from_scratch.profiles import (PROFILE_NAMES, DPOSizes, SFTSizes,
+                                       TrainSizes, UnknownProfileError, get_profile)
 from llm_from_scratch.train import TrainConfig
 from llm_from_scratch.utils import artifacts_dir, pick_device
 
@@ -215,6 +215,48 @@ def cmd_sft(args: argparse.Namespace) -> int:
         print(f"validation:   loss {val[-1]['val_loss']:.4f} on held-out replies")
     print(f"model:        {run.export}")
     print(f"talk to it:   llmfs chat --model {run.export}")
+    return 0
+
+
+# What `llmfs dpo` can override: DPOSizes' fields (the sweep and the KL estimate
+# belong to the chapter; beta has its own option) and its loop's numbers.
+DPO_HINTS = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(DPOSizes)}
+DPO_OPTIONS = [f.name for f in dataclasses.fields(DPOSizes)
+               if f.name not in ("loop", "beta", "beta_sweep", "kl_prompts")] + [
+    f.name for f in dataclasses.fields(TrainConfig)
+    if DPO_HINTS[f.name] in (int, float, str) and f.name != "keep_checkpoints"]
+
+
+def cmd_dpo(args: argparse.Namespace) -> int:
+    """Preference-tune chapter 08's model with DPO (chapter 09); resumes."""
+    from llm_from_scratch.dpo import dpo
+
+    overrides = {k: getattr(args, k) for k in DPO_OPTIONS
+                 if getattr(args, k) is not None}
+    run = dpo(args.profile, beta=args.beta, sft_dir=args.sft, pairs_file=args.pairs,
+              data_path=args.data, out_dir=args.out, resume=not args.restart,
+              stop_at_step=args.stop_at_step, **overrides)
+    result = run.result
+    print(f"run:        {run.run_dir}")
+    print(f"pairs:      {len(run.pairs['train']):,} for training, "
+          f"{len(run.pairs['valid']):,} held out (validation split); beta {run.beta:g}")
+    if result.resumed_from and result.resumed_from == result.step:
+        print(f"nothing to do: the run was already at step {result.step}")
+    elif result.resumed_from:
+        print(f"resumed from step {result.resumed_from}")
+    print(f"steps:      {result.step:,}, {result.seconds:,.0f} s of training")
+    if result.stopped:
+        print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
+              f"{result.checkpoint}; run the same command again to resume")
+        if result.stopped in ("SIGINT", "SIGTERM"):
+            return 128 + signal.Signals[result.stopped].value
+        return 0
+    for last in run.heldout()[-1:]:  # none when every held-out instruction tied
+        print(f"held out:   reward accuracy {last['accuracy']:.3f}, margin "
+              f"{last['margin']:+.3f}, loss {last['loss']:.4f} "
+              f"({last['pairs']} pairs)")
+    print(f"model:      {run.export}")
+    print(f"talk to it: llmfs chat --model {run.export}")
     return 0
 
 
@@ -461,6 +503,35 @@ def build_parser() -> argparse.ArgumentParser:
                            metavar=name.split("_")[-1].upper())
     tune.set_defaults(func=cmd_sft)
 
+    pref = sub.add_parser("dpo", help=cmd_dpo.__doc__, description=cmd_dpo.__doc__)
+    pref.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    pref.add_argument("--sft", type=Path, default=None,
+                      help="the SFT model's Hugging Face directory (default: "
+                      "artifacts/<profile>/chat, made if missing)")
+    pref.add_argument("--pairs", type=Path, default=None,
+                      help="training pairs, JSONL rows of prompt, chosen, rejected "
+                      "(default: sampled from the SFT model once, then reused)")
+    pref.add_argument("--beta", type=float, default=None,
+                      help="DPO's beta, > 0 (default: the profile's)")
+    pref.add_argument("--data", default=None,
+                      help="folder of TinyStories text files (default: $LLMFS_DATA)")
+    pref.add_argument("--out", default=None,
+                      help="run folder (default: artifacts/<profile>/dpo/runs/<id>)")
+    pref.add_argument("--restart", action="store_true",
+                      help="start again instead of resuming a checkpoint")
+    pref.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
+                      help="stop cleanly, with a checkpoint, after this step")
+    group = pref.add_argument_group("overrides of the profile's DPOSizes and its "
+                                    "loop (TrainConfig)")
+    for name in DPO_OPTIONS:
+        if name in TRAIN_CHOICES:
+            group.add_argument("--" + name.replace("_", "-"),
+                               choices=TRAIN_CHOICES[name])
+        else:
+            group.add_argument("--" + name.replace("_", "-"), type=DPO_HINTS[name],
+                               metavar=name.split("_")[-1].upper())
+    pref.set_defaults(func=cmd_dpo)
+
     talk = sub.add_parser("chat", help=cmd_chat.__doc__,
                           description=cmd_chat.__doc__ + " Replies are streamed; "
                           "the conversation is kept while it fits the context.")
@@ -503,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from llm_from_scratch.dpo import DPOConfigError, PairsFormatError
     from llm_from_scratch.instruct import ChatFormatError
     from llm_from_scratch.sft import InstructionSetError
 
@@ -512,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UnknownProfileError, DataNotFoundError, CheckpointError,
-            ChatFormatError, InstructionSetError, LaunchError) as exc:
+            ChatFormatError, InstructionSetError, LaunchError, DPOConfigError,
+            PairsFormatError) as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.NonFiniteLossError: its diagnosis

@@ -154,6 +154,29 @@ class SFTSizes:
 
 
 @dataclass(frozen=True)
+class DPOSizes:
+    """Chapter 09: the on-policy preference pairs and the DPO runs.
+
+    ``loop`` is a DPO run's training-loop configuration (``train.TrainConfig``; its
+    ``eval_interval`` spaces the held-out pair metrics); the rest is what DPO adds
+    around it. The model is chapter 08's.
+    """
+
+    loop: TrainConfig  # what train() takes, as it takes it
+    pair_prompts: int  # training instructions sampled for the training pairs
+    heldout_prompts: int  # validation instructions (not the rates') for held-out pairs
+    samples: int  # replies sampled per instruction (chosen: a best, rejected: a worst)
+    temperature: float  # of the sampling (1: the model's own distribution)
+    top_p: float  # nucleus of the sampling (1: none)
+    max_new_tokens: int  # longest sampled reply, in tokens (the context may cut it)
+    beta: float  # DPO's beta: how far the policy may move from the reference
+    beta_sweep: tuple[float, ...]  # the chapter's sweep of beta
+    batch_size: int  # pairs per micro-batch (twice as many sequences)
+    seed: int  # sampling and data order
+    kl_prompts: int  # held-out prompts whose sampled replies estimate the KL
+
+
+@dataclass(frozen=True)
 class EvalSizes:
     """Chapter 10: how many items each task has, and how the models are sampled."""
 
@@ -178,6 +201,7 @@ class Profile:
     generate: GenerateSizes
     parallel: ParallelSizes
     sft: SFTSizes
+    dpo: DPOSizes
     eval: EvalSizes
 
 
@@ -214,6 +238,14 @@ PROFILES: dict[str, Profile] = {
                      warmup_steps=5, weight_decay=0.0, grad_clip=1.0,
                      precision="fp32", eval_interval=10, eval_batches=2,
                      checkpoint_interval=15, seed=0, examples_shown=2),
+        dpo=DPOSizes(
+            loop=TrainConfig(
+                max_steps=8, lr=1e-4, min_lr=1e-5, warmup_steps=2, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="fp32", eval_interval=4,
+                checkpoint_interval=4),
+            pair_prompts=48, heldout_prompts=16, samples=4, temperature=1.0,
+            top_p=1.0, max_new_tokens=32, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
+            batch_size=4, seed=0, kl_prompts=8),
         eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
                        contamination_threshold=0.5, samples=8, sample_tokens=48,
                        batch_size=16, seed=0),
@@ -257,6 +289,14 @@ PROFILES: dict[str, Profile] = {
                      min_lr=5e-5, warmup_steps=20, weight_decay=0.0, grad_clip=1.0,
                      precision="auto", eval_interval=50, eval_batches=8,
                      checkpoint_interval=50, seed=0, examples_shown=3),
+        dpo=DPOSizes(
+            loop=TrainConfig(
+                max_steps=80, lr=5e-5, min_lr=5e-6, warmup_steps=8, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=10,
+                checkpoint_interval=40),
+            pair_prompts=320, heldout_prompts=64, samples=4, temperature=1.0,
+            top_p=1.0, max_new_tokens=160, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
+            batch_size=8, seed=0, kl_prompts=64),
         eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
                        contamination_threshold=0.5, samples=32, sample_tokens=200,
                        batch_size=16, seed=0),
@@ -299,6 +339,15 @@ PROFILES: dict[str, Profile] = {
                      min_lr=2e-5, warmup_steps=50, weight_decay=0.0, grad_clip=1.0,
                      precision="auto", eval_interval=100, eval_batches=20,
                      checkpoint_interval=200, seed=0, examples_shown=3),
+        dpo=DPOSizes(
+            loop=TrainConfig(
+                max_steps=600, lr=5e-6, min_lr=5e-7, warmup_steps=30, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=50,
+                checkpoint_interval=200),
+            pair_prompts=4000, heldout_prompts=400, samples=8, temperature=1.0,
+            top_p=1.0, max_new_tokens=400, beta=0.1,
+            beta_sweep=(0.01, 0.03, 0.1, 0.3, 1.0), batch_size=32, seed=0,
+            kl_prompts=256),
         eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
                        contamination_threshold=0.5, samples=64, sample_tokens=256,
                        batch_size=64, seed=0),

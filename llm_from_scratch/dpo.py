@@ -187,9 +187,12 @@ def save_pairs(path: str | os.PathLike, pairs: Sequence[PreferencePair],
     return Path(path)
 
 
-def load_pairs(path: str | os.PathLike) -> tuple[list[PreferencePair], dict]:
+def load_pairs(path: str | os.PathLike, allow_empty: bool = False
+               ) -> tuple[list[PreferencePair], dict]:
     """(pairs, settings) of a JSONL file (the settings row is optional); a row that
-    is not a pair raises PairsFormatError with its number and its problem."""
+    is not a pair raises PairsFormatError with its number and its problem, as does
+    a file without a pair unless allow_empty (a split whose instructions all tied).
+    """
     path = Path(path)
     if not path.is_file():
         raise PairsFormatError(f"{path}: no such file")
@@ -216,7 +219,7 @@ def load_pairs(path: str | os.PathLike) -> tuple[list[PreferencePair], dict]:
             raise PairsFormatError(f"{path}: row {n}: chosen and rejected are the "
                                    "same reply")
         pairs.append(PreferencePair(**{k: row[k] for k in PAIR_FIELDS if k in row}))
-    if not pairs:
+    if not pairs and not allow_empty:
         raise PairsFormatError(f"{path}: not one pair in it")
     return pairs, settings
 
@@ -304,7 +307,7 @@ def preference_pairs(profile: str = "auto", *,
         path = (artifacts_dir(P.name) / "dpo" / "pairs"
                 / f"{split}-{json_digest(settings, length=10)}.jsonl")
         if path.is_file():
-            pairs, saved = load_pairs(path)
+            pairs, saved = load_pairs(path, allow_empty=True)
             counts = Counter(saved.get("counts", {}))
         else:
             if model is None:
@@ -481,8 +484,9 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
     sft_dir: its Hugging Face directory (default: chapter 08's export, made if
     missing). pairs_file: training pairs (JSONL) instead of the profile's. The run
     lives in ``artifacts/<profile>/dpo/runs/<id>`` (or out_dir); overrides replace
-    fields of DPOSizes or of its loop; a finished run exports to ``artifacts/<profile>/chat-dpo``
-    (``chat-dpo-beta<b>`` for another beta), or export_dir.
+    fields of DPOSizes or of its loop. A finished run exports to
+    ``artifacts/<profile>/chat-dpo`` (``chat-dpo-beta<b>`` for another beta), or
+    export_dir.
     """
     from llm_from_scratch.batches import ShuffledBatches
     from llm_from_scratch.generate import load_model

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -314,8 +313,9 @@ def preference_pairs(profile: str = "auto", *,
                 model, tok, _ = load_model(folder, device=pick_device())
                 chat_ids(tok)  # ChatFormatError: not an instruction-tuned model
                 stories, _ = prepare_corpus(P.name, data_path)
-                sets = instruction_sets(tok, stories, model.config.context_len,
-                                        P.sft, data_path)
+                sets = instruction_sets(
+                    tok, stories, model.config.context_len, P.sft, data_path,
+                    cache_dir=artifacts_dir(P.name) / "instructions")
             asked = pair_instructions(sets, split, D, P.sft.eval_instructions)
             pairs, counts, _ = sample_pairs(
                 model, tok, asked, split, samples=D.samples,
@@ -456,22 +456,6 @@ def export_name(beta: float, default: float) -> str:
     return "chat-dpo" if beta == default else f"chat-dpo-beta{beta:g}"
 
 
-def save_once(model: nn.Module, tokenizer, export: Path, run_id: str) -> Path:
-    """chapter 08's chat export of a finished run, unless it is there already."""
-    from llm_from_scratch.sft import save_chat_model
-
-    stamp = export / "run.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("run") == run_id:
-        return export
-    staging = export.with_name(f".{export.name}-{os.getpid()}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    save_chat_model(model, staging, tokenizer)
-    (staging / "run.json").write_text(json.dumps({"run": run_id}))
-    shutil.rmtree(export, ignore_errors=True)
-    os.rename(staging, export)
-    return export
-
-
 def dpo(profile: str = "auto", beta: float | None = None, *,
         sft_dir: str | os.PathLike | None = None,
         pairs_file: str | os.PathLike | None = None,
@@ -493,7 +477,8 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
     from llm_from_scratch.instruct import chat_ids
     from llm_from_scratch.precision import resolve_precision
     from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.runs import TOKENIZER_FILE, tokenizer_digest
+    from llm_from_scratch.runs import TOKENIZER_FILE, export_run, tokenizer_digest
+    from llm_from_scratch.sft import save_chat_model
     from llm_from_scratch.storage import file_sha256, json_digest
     from llm_from_scratch.train import REPORTING_FIELDS, train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
@@ -541,9 +526,9 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
                    stop_at_step=stop_at_step)
     export = None
     if result.stopped is None:
-        export = save_once(model, tok, Path(export_dir) if export_dir else
-                           artifacts_dir(P.name) / export_name(beta, P.dpo.beta),
-                           run_id)
+        export = Path(export_dir) if export_dir else artifacts_dir(P.name) / (
+            export_name(beta, P.dpo.beta))
+        export_run(export, run_id, out, lambda tmp: save_chat_model(model, tmp, tok))
     return DPORun(result, model.eval(), tok, beta, out, export,
                   {s: ds.pairs for s, ds in data.items()})
 

@@ -518,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     pref.add_argument("--data", default=None,
                       help="folder of TinyStories text files (default: $LLMFS_DATA)")
     pref.add_argument("--out", default=None,
-                      help="run folder (default: artifacts/<profile>/dpo/runs/<id>)")
+                      help="run folder (default: artifacts/<profile>/preference/runs/<id>)")
     pref.add_argument("--restart", action="store_true",
                       help="start again instead of resuming a checkpoint")
     pref.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",

@@ -282,7 +282,7 @@ def preference_pairs(profile: str = "auto", *,
                      data_path: str | os.PathLike | None = None,
                      **overrides) -> PairSets:
     """The profile's on-policy pairs of each split, sampled from the SFT model once
-    and kept in ``artifacts/<profile>/dpo/pairs/``; overrides replace DPOSizes
+    and kept in ``artifacts/<profile>/preference/pairs/``; overrides replace DPOSizes
     fields. Later calls with the same model and settings read the files."""
     from llm_from_scratch.generate import load_model
     from llm_from_scratch.instruct import chat_ids, instruction_sets
@@ -303,7 +303,7 @@ def preference_pairs(profile: str = "auto", *,
                     else [P.sft.eval_instructions, D.heldout_prompts],
                     **{k: getattr(D, k) for k in ("samples", "temperature", "top_p",
                                                   "max_new_tokens", "seed")}}
-        path = (artifacts_dir(P.name) / "dpo" / "pairs"
+        path = (artifacts_dir(P.name) / "preference" / "pairs"
                 / f"{split}-{json_digest(settings, length=10)}.jsonl")
         if path.is_file():
             pairs, saved = load_pairs(path, allow_empty=True)
@@ -452,8 +452,8 @@ class DPORun:
 
 
 def export_name(beta: float, default: float) -> str:
-    """The export's folder name: chat-dpo for the profile's beta."""
-    return "chat-dpo" if beta == default else f"chat-dpo-beta{beta:g}"
+    """The export's folder name: dpo for the profile's beta (chapter 10 reads it)."""
+    return "dpo" if beta == default else f"dpo-beta{beta:g}"
 
 
 def dpo(profile: str = "auto", beta: float | None = None, *,
@@ -467,9 +467,9 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
 
     sft_dir: its Hugging Face directory (default: chapter 08's export, made if
     missing). pairs_file: training pairs (JSONL) instead of the profile's. The run
-    lives in ``artifacts/<profile>/dpo/runs/<id>`` (or out_dir); overrides replace
-    fields of DPOSizes or of its loop. A finished run exports to
-    ``artifacts/<profile>/chat-dpo`` (``chat-dpo-beta<b>`` for another beta), or
+    lives in ``artifacts/<profile>/preference/runs/<id>`` (or out_dir); overrides
+    replace fields of DPOSizes or of its loop. A finished run exports to
+    ``artifacts/<profile>/dpo`` (``dpo-beta<b>`` for another beta), or
     export_dir.
     """
     from llm_from_scratch.batches import ShuffledBatches
@@ -517,7 +517,8 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
     run_id = json_digest({"meta": meta, "train": {
         k: v for k, v in dataclasses.asdict(used).items()
         if k not in REPORTING_FIELDS}}, length=10)
-    out = Path(out_dir) if out_dir else artifacts_dir(P.name) / "dpo" / "runs" / run_id
+    out = (Path(out_dir) if out_dir
+           else artifacts_dir(P.name) / "preference" / "runs" / run_id)
     set_seed(D.seed)
     result = train(model, ShuffledBatches(data["train"], D.batch_size, seed=D.seed),
                    config, loss_fn=DPOLoss(beta), out_dir=out, meta=meta,

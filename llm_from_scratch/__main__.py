@@ -180,6 +180,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_resumed(result) -> None:
+    """Say whether a tuning run resumed, or had nothing left to do."""
+    if result.resumed_from and result.resumed_from == result.step:
+        print(f"nothing to do: the run was already at step {result.step}")
+    elif result.resumed_from:
+        print(f"resumed from step {result.resumed_from}")
+
+
+def _stopped(result) -> int:
+    """Say where a run that stopped early stands; its exit code (the shell's
+    convention after a signal, else 0)."""
+    print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
+          f"{result.checkpoint}; run the same command again to resume")
+    if result.stopped in ("SIGINT", "SIGTERM"):
+        return 128 + signal.Signals[result.stopped].value
+    return 0
+
+
 # SFTSizes fields that `llmfs sft` can override (the rest belong to the chapter).
 SFT_OPTIONS = [f.name for f in dataclasses.fields(SFTSizes)
                if f.name not in ("eval_instructions", "examples_shown")]
@@ -198,18 +216,11 @@ def cmd_sft(args: argparse.Namespace) -> int:
     print(f"run:          {run.run_dir}")
     print(f"instructions: {len(run.instructions['train']):,} for training, "
           f"{len(run.instructions['valid']):,} held out (validation split)")
-    if result.resumed_from and result.resumed_from == result.step:
-        print(f"nothing to do: the run was already at step {result.step}")
-    elif result.resumed_from:
-        print(f"resumed from step {result.resumed_from}")
+    _say_resumed(result)
     print(f"steps:        {result.step:,}, {result.tokens:,} tokens, "
           f"{result.seconds:,.0f} s of training")
     if result.stopped:
-        print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
-              f"{result.checkpoint}; run the same command again to resume")
-        if result.stopped in ("SIGINT", "SIGTERM"):
-            return 128 + signal.Signals[result.stopped].value
-        return 0
+        return _stopped(result)
     val = result.rows("val_loss")
     if val:
         print(f"validation:   loss {val[-1]['val_loss']:.4f} on held-out replies")
@@ -240,17 +251,10 @@ def cmd_dpo(args: argparse.Namespace) -> int:
     print(f"run:        {run.run_dir}")
     print(f"pairs:      {len(run.pairs['train']):,} for training, "
           f"{len(run.pairs['valid']):,} held out (validation split); beta {run.beta:g}")
-    if result.resumed_from and result.resumed_from == result.step:
-        print(f"nothing to do: the run was already at step {result.step}")
-    elif result.resumed_from:
-        print(f"resumed from step {result.resumed_from}")
+    _say_resumed(result)
     print(f"steps:      {result.step:,}, {result.seconds:,.0f} s of training")
     if result.stopped:
-        print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
-              f"{result.checkpoint}; run the same command again to resume")
-        if result.stopped in ("SIGINT", "SIGTERM"):
-            return 128 + signal.Signals[result.stopped].value
-        return 0
+        return _stopped(result)
     for last in run.heldout()[-1:]:  # none when every held-out instruction tied
         print(f"held out:   reward accuracy {last['accuracy']:.3f}, margin "
               f"{last['margin']:+.3f}, loss {last['loss']:.4f} "

@@ -36,7 +36,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm_from_scratch.instruct import IGNORE, Instruction, SFTDataset, words
+from llm_from_scratch.batches import ShuffledBatches
+from llm_from_scratch.generate import load_model
+from llm_from_scratch.instruct import (IGNORE, Instruction, SFTDataset, chat_ids,
+                                       instruction_sets, words)
+from llm_from_scratch.pipeline import prepare_corpus
+from llm_from_scratch.precision import autocast, resolve_precision
+from llm_from_scratch.profiles import get_profile
+from llm_from_scratch.runs import TOKENIZER_FILE, export_run, tokenizer_digest
+from llm_from_scratch.storage import file_sha256, json_digest, write_atomic
+from llm_from_scratch.train import REPORTING_FIELDS, TrainConfig, train
+from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
 
 class DPOConfigError(ValueError):
@@ -178,8 +188,6 @@ NEEDED = ("prompt", "chosen", "rejected")
 def save_pairs(path: str | os.PathLike, pairs: Sequence[PreferencePair],
                settings: dict) -> Path:
     """JSONL: a first row {"settings": ...}, what made the pairs, then a row a pair."""
-    from llm_from_scratch.storage import write_atomic
-
     rows = [{"settings": settings}, *(dataclasses.asdict(p) for p in pairs)]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
@@ -228,7 +236,6 @@ def sft_folder(profile: str, sft_dir: str | os.PathLike | None = None,
     """The instruction-tuned model DPO starts from: sft_dir, or chapter 08's
     export of the profile (made by sft if it is missing)."""
     from llm_from_scratch.checkpoint import CheckpointError
-    from llm_from_scratch.utils import artifacts_dir
 
     if sft_dir is not None:
         folder = Path(sft_dir)
@@ -247,8 +254,6 @@ def sft_folder(profile: str, sft_dir: str | os.PathLike | None = None,
 def dpo_sizes(profile, overrides: dict) -> tuple:
     """(DPOSizes, TrainConfig) of a Profile, each overridden by the overrides that
     name one of its fields (max_steps goes to the loop, samples to DPOSizes)."""
-    from llm_from_scratch.train import TrainConfig
-
     loop = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - loop - {f.name for f in dataclasses.fields(profile.dpo)}
     if unknown:
@@ -284,13 +289,6 @@ def preference_pairs(profile: str = "auto", *,
     """The profile's on-policy pairs of each split, sampled from the SFT model once
     and kept in ``artifacts/<profile>/preference/pairs/``; overrides replace DPOSizes
     fields. Later calls with the same model and settings read the files."""
-    from llm_from_scratch.generate import load_model
-    from llm_from_scratch.instruct import chat_ids, instruction_sets
-    from llm_from_scratch.pipeline import prepare_corpus
-    from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.storage import file_sha256, json_digest
-    from llm_from_scratch.utils import artifacts_dir, pick_device
-
     P = get_profile(profile)
     D = dpo_sizes(P, overrides)[0]
     folder = sft_folder(P.name, sft_dir, data_path)
@@ -382,8 +380,6 @@ def pair_batches(dataset: PairDataset, batch_size: int) -> list[list[torch.Tenso
 def reference_logps(model: nn.Module, dataset: PairDataset, batch_size: int = 16,
                     precision: str = "fp32") -> torch.Tensor:
     """(N, 2): every pair's chosen and rejected log-probability under model."""
-    from llm_from_scratch.precision import autocast
-
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -414,8 +410,6 @@ def preference_metrics(model: nn.Module, batches, beta: float,
     """Over batches of pairs: the DPO loss, the reward accuracy (the share of pairs
     whose chosen reward is above the rejected one, as trl counts it), the mean
     margin, and the mean log-ratio log(pi / pi_ref) of chosen and rejected."""
-    from llm_from_scratch.precision import autocast
-
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -451,6 +445,20 @@ class DPORun:
                 for r in self.result.rows("sample")]
 
 
+def run_identity(profile: str, sft_dir: Path, beta: float, tokenizer, sizes,
+                 config, pairs: Sequence[PreferencePair]) -> tuple[dict, str]:
+    """(meta, run id) of a DPO run: what a resumed run must share with the run it
+    resumes (train's meta), and a digest of everything that decides its result."""
+    meta = {"profile": profile, "beta": beta, "seed": sizes.seed,
+            "sft": file_sha256(Path(sft_dir) / "model.safetensors")[:16],
+            "tokenizer": tokenizer_digest(tokenizer), "batch_size": sizes.batch_size,
+            "pairs": json_digest([dataclasses.asdict(p) for p in pairs])}
+    run_id = json_digest({"meta": meta, "train": {
+        k: v for k, v in dataclasses.asdict(config).items()
+        if k not in REPORTING_FIELDS}}, length=10)
+    return meta, run_id
+
+
 def export_name(beta: float, default: float) -> str:
     """The export's folder name: dpo for the profile's beta (chapter 10 reads it)."""
     return "dpo" if beta == default else f"dpo-beta{beta:g}"
@@ -472,16 +480,7 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
     ``artifacts/<profile>/dpo`` (``dpo-beta<b>`` for another beta), or
     export_dir.
     """
-    from llm_from_scratch.batches import ShuffledBatches
-    from llm_from_scratch.generate import load_model
-    from llm_from_scratch.instruct import chat_ids
-    from llm_from_scratch.precision import resolve_precision
-    from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.runs import TOKENIZER_FILE, export_run, tokenizer_digest
     from llm_from_scratch.sft import save_chat_model
-    from llm_from_scratch.storage import file_sha256, json_digest
-    from llm_from_scratch.train import REPORTING_FIELDS, train
-    from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
     P = get_profile(profile)
     D, config = dpo_sizes(P, overrides)
@@ -510,13 +509,8 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
     held = pair_batches(data["valid"], D.batch_size)  # as reference_logps batched
     measure = (lambda m: json.dumps(preference_metrics(m, held, beta, used.precision))
                ) if held else None  # no held-out pair (all tied): no metrics
-    meta = {"profile": P.name, "sft": file_sha256(folder / "model.safetensors")[:16],
-            "beta": beta, "tokenizer": tokenizer_digest(tok), "seed": D.seed,
-            "batch_size": D.batch_size,
-            "pairs": json_digest([dataclasses.asdict(p) for p in data["train"].pairs])}
-    run_id = json_digest({"meta": meta, "train": {
-        k: v for k, v in dataclasses.asdict(used).items()
-        if k not in REPORTING_FIELDS}}, length=10)
+    meta, run_id = run_identity(P.name, folder, beta, tok, D, used,
+                                data["train"].pairs)
     out = (Path(out_dir) if out_dir
            else artifacts_dir(P.name) / "preference" / "runs" / run_id)
     set_seed(D.seed)
@@ -542,7 +536,6 @@ def kl_to_reference(policy: nn.Module, reference: nn.Module, tokenizer,
     """A Monte Carlo estimate of KL(policy || reference) per reply, in nats: the
     mean over one reply sampled from the policy (temperature 1) per prompt of
     log pi(y|x) - log pi_ref(y|x), the closing <|end|> included."""
-    from llm_from_scratch.precision import autocast
     from llm_from_scratch.sft import generate_replies
 
     length, device = policy.config.context_len, next(policy.parameters()).device

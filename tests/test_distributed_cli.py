@@ -66,23 +66,15 @@ def same_losses(one: list, two: list, steps: int = 3) -> None:
     assert max(abs(a - b) for (_, a), (_, b) in zip(one[:steps], two)) <= 1e-5
 
 
-def test_torchrun_ddp_trains_on_the_global_batch_of_one_process(one_process_run,
-                                                                 data_dir):
+@pytest.mark.parametrize("method", ["ddp", "zero1"])
+def test_torchrun_trains_on_the_global_batch_of_one_process(one_process_run, data_dir,
+                                                            method):
     home = one_process_run
-    r = llmfs_train(home, data_dir, *STEPS, "--parallel", "ddp", "--out",
-                    str(home / "two"), launcher=TWO)
+    r = llmfs_train(home, data_dir, *STEPS, "--parallel", method, "--out",
+                    str(home / method), launcher=TWO)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("validation: loss") == 1  # rank 0 reports
-    same_losses(losses(home / "one"), losses(home / "two"))
-
-
-def test_torchrun_zero1_trains_on_the_global_batch_of_one_process(one_process_run,
-                                                                  data_dir):
-    home = one_process_run
-    r = llmfs_train(home, data_dir, *STEPS, "--parallel", "zero1", "--out",
-                    str(home / "zero1"), launcher=TWO)
-    assert r.returncode == 0, r.stderr[-2000:]
-    same_losses(losses(home / "one"), losses(home / "zero1"))
+    same_losses(losses(home / "one"), losses(home / method))
 
 
 def test_deepspeed_launcher_trains_on_the_global_batch_of_one_process(

@@ -127,6 +127,28 @@ class ParallelSizes:
 
 
 @dataclass(frozen=True)
+class ModelParallelSizes:
+    """Chapter 07: the tensor- and pipeline-parallel checks and the pipeline timing.
+
+    The checks train a small model of their own on random tokens (4 processes at
+    most on 2 cores: it must stay tiny); the timeline times a wider one.
+    """
+
+    demo_layers: int  # blocks of the checks' model (the pipeline splits these)
+    demo_d_model: int  # its width
+    demo_heads: int  # its query heads (half as many key/value heads)
+    demo_vocab: int  # its vocabulary (random token ids)
+    demo_context: int  # its sequence length
+    demo_batch: int  # global batch of every check (sequences)
+    demo_steps: int  # SGD steps each check compares after
+    micro_batches: tuple[int, ...]  # micro-batch counts the pipeline is timed with
+    timing_d_model: int  # width of the timed pipeline's model
+    timing_context: int  # its sequence length
+    timing_batch: int  # its global batch (sequences)
+    timing_steps: int  # timed steps per schedule (the median is kept)
+
+
+@dataclass(frozen=True)
 class SFTSizes:
     """Chapter 08: the instruction set and the supervised fine-tuning (SFT) run.
 
@@ -177,6 +199,7 @@ class Profile:
     train: TrainSizes
     generate: GenerateSizes
     parallel: ParallelSizes
+    model_parallel: ModelParallelSizes
     sft: SFTSizes
     eval: EvalSizes
 
@@ -209,6 +232,10 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=32, demo_heads=4, demo_vocab=96,
             demo_context=16, demo_batch=8, demo_steps=5, bucket_kb=16,
             ring_elements=2**16, timing_batch=8, timing_steps=3, cli_steps=4),
+        model_parallel=ModelParallelSizes(
+            demo_layers=4, demo_d_model=32, demo_heads=4, demo_vocab=96,
+            demo_context=16, demo_batch=8, demo_steps=3, micro_batches=(2, 8),
+            timing_d_model=64, timing_context=32, timing_batch=8, timing_steps=2),
         sft=SFTSizes(per_story=1, max_constraints=2, eval_instructions=24,
                      batch_size=8, grad_accum=1, max_steps=30, lr=1e-3, min_lr=1e-4,
                      warmup_steps=5, weight_decay=0.0, grad_clip=1.0,
@@ -252,6 +279,10 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
             demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
             ring_elements=2**22, timing_batch=16, timing_steps=5, cli_steps=20),
+        model_parallel=ModelParallelSizes(
+            demo_layers=4, demo_d_model=64, demo_heads=4, demo_vocab=256,
+            demo_context=32, demo_batch=8, demo_steps=3, micro_batches=(2, 4, 8),
+            timing_d_model=128, timing_context=64, timing_batch=16, timing_steps=3),
         sft=SFTSizes(per_story=2, max_constraints=3, eval_instructions=300,
                      batch_size=16, grad_accum=1, max_steps=200, lr=5e-4,
                      min_lr=5e-5, warmup_steps=20, weight_decay=0.0, grad_clip=1.0,
@@ -294,6 +325,10 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
             demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
             ring_elements=2**26, timing_batch=32, timing_steps=10, cli_steps=50),
+        model_parallel=ModelParallelSizes(
+            demo_layers=4, demo_d_model=64, demo_heads=4, demo_vocab=256,
+            demo_context=32, demo_batch=8, demo_steps=3, micro_batches=(2, 4, 8),
+            timing_d_model=128, timing_context=64, timing_batch=16, timing_steps=3),
         sft=SFTSizes(per_story=4, max_constraints=3, eval_instructions=500,
                      batch_size=32, grad_accum=1, max_steps=1000, lr=2e-4,
                      min_lr=2e-5, warmup_steps=50, weight_decay=0.0, grad_clip=1.0,

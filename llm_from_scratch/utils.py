@@ -62,7 +62,10 @@ class _FinalLineBar(std_tqdm):
     """A bar that draws nothing while it runs and prints one ASCII line when closed."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.update(file=open(os.devnull, "w"), ascii=True, ncols=80)
+        # Kept here: a disabled bar (every rank but 0 of a distributed run) returns
+        # from tqdm's __init__ before it stores the file as self.fp.
+        self._devnull = open(os.devnull, "w")
+        kwargs.update(file=self._devnull, ascii=True, ncols=80)
         super().__init__(*args, **kwargs)
 
     def close(self):
@@ -70,7 +73,7 @@ class _FinalLineBar(std_tqdm):
             self._reported = True
             print(str(self), flush=True)
         super().close()
-        self.fp.close()
+        self._devnull.close()
 
 
 def progress(iterable=None, **kwargs):

@@ -150,3 +150,16 @@ def test_first_non_finite_names_the_module_that_overflowed_in_fp16():
     # with a non-finite output is in that MLP (down_proj, fed the inf)
     assert found["module"].startswith("layers.1.mlp"), found
     assert first_non_finite(model, x, "bf16") is None  # fp32's range
+
+
+def test_peak_rss_counts_from_a_reset_and_sees_a_freed_allocation():
+    from llm_from_scratch.memory import current_rss, peak_rss, reset_peak_rss
+
+    big = torch.ones(25_000_000)  # 100 MB, written: resident
+    del big
+    assert reset_peak_rss()  # Linux: /proc/self/clear_refs
+    base = current_rss()
+    assert peak_rss() - base < 20 * 2**20
+    again = torch.ones(25_000_000)
+    del again
+    assert peak_rss() - base > 90 * 2**20

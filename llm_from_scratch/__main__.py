@@ -274,7 +274,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-EVAL_TASKS = ("bpb", "cloze", "final_word", "samples")
+EVAL_TASKS = ("bpb", "cloze", "final_word", "instruct", "samples")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -307,7 +307,9 @@ def _evaluate(args: argparse.Namespace, ev) -> int:
     model, tok, folder = load_model(args.model, args.tokenizer,
                                     pick_device(args.device))
     built = [t for t in names if t in ev.TASKS]
-    task_files = [ev.build_tasks(profile.name)[t] for t in built] if built else []
+    if "instruct" in built and tok.token_to_id("<|user|>") is None:
+        built[built.index("instruct")] = "instruct_plain"  # a model without chat
+    task_files = [ev.build_tasks(profile)[t] for t in built] if built else []
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     lm = ev.LLMFSLM(model=model, tokenizer=tok, batch_size=args.batch_size)
     results = ev.run_tasks(lm, task_files + files, limit=args.limit) if (
@@ -486,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a Hugging Face directory, a checkpoint or a training run")
     ev.add_argument("--tasks", action="append", default=None, metavar="TASKS",
                     help=f"comma-separated: {', '.join(EVAL_TASKS)} or task .yaml "
-                    "files (default: all four)")
+                    "files (default: all five)")
     ev.add_argument("--profile", default="auto",
                     help="whose validation stories and sizes: " + ", ".join(PROFILE_NAMES))
     ev.add_argument("--limit", type=int, default=None, metavar="N",

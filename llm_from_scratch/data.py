@@ -55,7 +55,10 @@ def split_files(folder: Path, split: str) -> list[Path]:
     """The text files of one split in ``folder``, told apart by their names."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    files = sorted(f for f in folder.glob("*.txt") if split in f.name.lower())
+    named = (f for f in folder.glob("*.txt") if split in f.name.lower())
+    # TinyStories-Instruct files hold records (Words:, Story: ...), not plain
+    # stories: chapter 08 reads them (instruct.instruct_files), the corpus does not.
+    files = sorted(f for f in named if "instruct" not in f.name.lower())
     if not files:
         raise DataNotFoundError(
             f"no *.txt file with {split!r} in its name in {folder}: {HOW_TO_GET_DATA}")

@@ -176,23 +176,37 @@ class LLMFSLM(LM):
         return totals
 
     def generate_until(self, requests) -> list[str]:
-        from llm_from_scratch.generate import generate
+        """Greedy text for each request, in batches of similar prompt lengths.
 
-        out = []
-        for r in progress(requests, desc="generate_until"):
+        A string of ``until`` that is one of the tokenizer's special tokens
+        (``<|end|>``, ``<|endoftext|>``) stops generation at that token; any other
+        cuts the text where it first appears. The text fills the context at most.
+        """
+        from llm_from_scratch.generate import generate_many
+
+        groups: dict[tuple, list[int]] = {}  # (stop ids, most new tokens): requests
+        prompts, untils = [], []
+        for k, r in enumerate(requests):
             context, options = r.args
             until = options.get("until") or []
-            until = [until] if isinstance(until, str) else until
-            new = min(int(options.get("max_gen_toks", self.max_gen_toks)),
-                      self.context_len - 1)
+            until = [until] if isinstance(until, str) else list(until)
+            stops = {self.eot_id} | {self.tokenizer.token_to_id(u) for u in until
+                                     if self.tokenizer.token_to_id(u) is not None}
             ids = (self.tokenizer.encode(context).ids or [self.eot_id])
-            ids = ids[-(self.context_len - new):]  # the prompt and the text must fit
-            text = self.tokenizer.decode(generate(self.model, [ids], new,
-                                                  temperature=0.0,
-                                                  stop_ids=[self.eot_id])[0])
-            for stop in until:
-                text = text.split(stop)[0]
-            out.append(text)
+            prompts.append(ids[-(self.context_len - 1):])  # room for one token
+            untils.append(until)
+            most = int(options.get("max_gen_toks", self.max_gen_toks))
+            groups.setdefault((tuple(sorted(stops)), most), []).append(k)
+        out = [""] * len(prompts)
+        for (stops, most), ks in progress(groups.items(), desc="generate_until"):
+            outs = generate_many(self.model, [prompts[k] for k in ks], most,
+                                 batch_size=self.batch_size, temperature=0.0,
+                                 stop_ids=stops)
+            for k, ids in zip(ks, outs):
+                text = self.tokenizer.decode([t for t in ids if t not in stops])
+                for stop in untils[k]:
+                    text = text.split(stop)[0]
+                out[k] = text
         return out
 
 
@@ -201,7 +215,8 @@ METRICS = {  # metric: (aggregation, higher is better)
     "acc": ("mean", True), "acc_norm": ("mean", True),
     "perplexity": ("perplexity", False), "bits_per_byte": ("bits_per_byte", False),
     "byte_perplexity": ("weighted_perplexity", False),
-    "word_perplexity": ("weighted_perplexity", False)}
+    "word_perplexity": ("weighted_perplexity", False),
+    "follow": ("mean", True), "obeyed": ("mean", True)}  # the instruction tasks
 
 
 def write_task(folder: str | Path, name: str, records: list[dict], spec: dict,
@@ -209,7 +224,9 @@ def write_task(folder: str | Path, name: str, records: list[dict], spec: dict,
     """records as JSON lines and the lm-eval task YAML that reads them; the YAML path.
 
     The task is called TASK_PREFIX + name; spec holds its request fields
-    (output_type, doc_to_text, ...). The same records give the same bytes.
+    (output_type, doc_to_text, ...); a ``process_results`` value names a function
+    of a module file beside the YAML (lm-eval's ``!function``). The same records
+    give the same bytes.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -219,7 +236,8 @@ def write_task(folder: str | Path, name: str, records: list[dict], spec: dict,
     lines = [f"task: {TASK_PREFIX}{name}", "dataset_path: json", "dataset_kwargs:",
              "  data_files:", f"    test: {json.dumps(str(data.resolve()))}",
              "test_split: test"]
-    lines += [f"{key}: {json.dumps(value)}" for key, value in spec.items()]
+    lines += [f"{key}: !function {value}" if key == "process_results" else
+              f"{key}: {json.dumps(value)}" for key, value in spec.items()]
     lines += ["metric_list:"]
     for m in metrics:
         agg, higher = METRICS[m]
@@ -285,6 +303,12 @@ def run_tasks(lm, task_files: Sequence[str | Path], limit: int | None = None,
                    if "," in k and isinstance(v, (int, float))}
         samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
         items = [{m: s[m] for m in METRICS if m in s} for s in samples]
+        for item, s in zip(items, samples):  # generate_until: the text itself
+            if s.get("arguments") and isinstance(s["arguments"][0][-1], dict):
+                reply = s["filtered_resps"]
+                while isinstance(reply, list):
+                    reply = reply[0]
+                item["reply"] = reply
         results[name] = {"metrics": metrics, "items": items}
     return results
 
@@ -343,7 +367,7 @@ def final_word_items(stories: Sequence[str], n: int, seed: int = 0) -> list[dict
                                                    min(n, len(eligible))))]
 
 
-TASKS = ("bpb", "cloze", "final_word")  # the tasks the package writes
+TASKS = ("bpb", "cloze", "final_word", "instruct")  # the tasks the package writes
 CHANCE = {"cloze": "1/4", "final_word": "about 0 (at most 1/V)"}
 CARD_METRIC = {"cloze": "acc_norm", "final_word": "acc"}  # what the card shows
 
@@ -364,25 +388,93 @@ def final_word_task(folder: str | Path, items: list[dict]) -> Path:
                       ["acc"])
 
 
-def write_tasks(folder: str | Path, valid: Sequence[str], sizes) -> dict[str, Path]:
-    """Every task of TASKS from validation stories, sized by a profile's EvalSizes."""
-    return {"bpb": bpb_task(folder, valid),
-            "cloze": cloze_task(folder, cloze_items(valid, sizes.cloze_items,
-                                                    sizes.seed)),
-            "final_word": final_word_task(folder, final_word_items(
-                valid, sizes.final_word_items, sizes.seed))}
+def write_tasks(folder: str | Path, valid: Sequence[str], sizes,
+                instructions: Sequence | None = None, context_len: int = 0
+                ) -> dict[str, Path]:
+    """The tasks of TASKS from validation stories, sized by a profile's EvalSizes;
+    with held-out instructions (chapter 08's), "instruct" and "instruct_plain" too."""
+    files = {"bpb": bpb_task(folder, valid),
+             "cloze": cloze_task(folder, cloze_items(valid, sizes.cloze_items,
+                                                     sizes.seed)),
+             "final_word": final_word_task(folder, final_word_items(
+                 valid, sizes.final_word_items, sizes.seed))}
+    if instructions:
+        for chat in (True, False):
+            path = instruction_task(folder, instructions[:sizes.instructions], chat,
+                                    context_len)
+            files[task_name(path).removeprefix(TASK_PREFIX)] = path
+    return files
 
 
 def build_tasks(profile: str, folder: str | Path | None = None) -> dict[str, Path]:
     """The profile's tasks, written from its validation stories (chapter 01's split)
     to folder (default artifacts/<profile>/eval/tasks)."""
-    from llm_from_scratch.pipeline import prepare_corpus
+    from llm_from_scratch.instruct import add_chat_tokens, instruction_sets
+    from llm_from_scratch.pipeline import load_or_train, prepare_corpus
     from llm_from_scratch.profiles import get_profile
     from llm_from_scratch.utils import artifacts_dir
 
     P = get_profile(profile)
     folder = folder or artifacts_dir(P.name) / "eval" / "tasks"
-    return write_tasks(folder, prepare_corpus(P.name)[0]["valid"], P.eval)
+    corpus = prepare_corpus(P)[0]
+    chat_tok = add_chat_tokens(load_or_train(P))  # chapter 08's held-out set
+    held_out = instruction_sets(chat_tok, corpus, P.model.context_len, P.sft,
+                                cache_dir=artifacts_dir(P.name) / "instructions")
+    return write_tasks(folder, corpus["valid"], P.eval, held_out["valid"],
+                       P.model.context_len)
+
+
+INSTRUCT_MODULE = "llmfs_instruct"  # the process_results hook, beside the YAML
+
+
+def chat_prompt(instruction: str) -> str:
+    """An instruction as the chat format's text: its special tokens are written out,
+    and a tokenizer that has them encodes the text to ``render_chat``'s ids."""
+    from llm_from_scratch.instruct import ASSISTANT, END, USER
+
+    return f"{USER}{instruction}{END}{ASSISTANT}"
+
+
+def instruction_task(folder: str | Path, instructions: Sequence, chat: bool,
+                     context_len: int) -> Path:
+    """Chapter 08's held-out instructions as a generate_until task whose metric is
+    their checkers: "follow" (every constraint obeyed) and "obeyed" (the share).
+
+    chat: through the chat format (task "instruct"), for a tuned model; else the
+    plain-text form chapter 08 gave the base model ("instruct_plain").
+    """
+    from llm_from_scratch.data import EOT
+    from llm_from_scratch.instruct import END, instruction_to_json
+    from llm_from_scratch.sft import plain_prompt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{INSTRUCT_MODULE}.py").write_text(
+        "# Written by llm_from_scratch.evaluate: the metric of the instruction tasks\n"
+        "from llm_from_scratch.evaluate import instruction_results  # noqa: F401\n")
+    records = [{"id": f"instruct-{k}", "reference": inst.reference,
+                "prompt": chat_prompt(inst.prompt) if chat else plain_prompt(
+                    inst.prompt),
+                "instruction": json.dumps(instruction_to_json(inst))}
+               for k, inst in enumerate(instructions)]
+    until = [END, EOT] if chat else [EOT]
+    return write_task(folder, "instruct" if chat else "instruct_plain", records, {
+        "output_type": "generate_until", "doc_to_text": "prompt",
+        "doc_to_target": "reference",
+        "generation_kwargs": {"until": until, "max_gen_toks": context_len,
+                              "do_sample": False},
+        "process_results": f"{INSTRUCT_MODULE}.instruction_results"},
+        ["follow", "obeyed"])
+
+
+def instruction_results(doc: dict, results: Sequence[str]) -> dict[str, float]:
+    """lm-eval's process_results of the instruction tasks: the checkers' verdicts."""
+    from llm_from_scratch.instruct import instruction_from_json
+
+    verdicts = instruction_from_json(json.loads(doc["instruction"])).obeyed_by(
+        results[0])
+    return {"follow": float(all(verdicts.values())),
+            "obeyed": sum(verdicts.values()) / len(verdicts)}
 
 
 def ngram_overlap(texts: Sequence[str], reference: Sequence[str], n: int = 8
@@ -478,10 +570,17 @@ CARD_MODELS = (  # (row, folder under artifacts/<profile>, the chapter that make
 def card_row(name: str, source: str, results: dict[str, dict], bpb: float | None,
              samples: dict | None = None, instruction: dict | None = None) -> dict:
     """One model's row: bits per byte, each task's accuracy with its error, the
-    instruction following (None: not measured), sample statistics."""
+    instruction following (from an instruct task's results, or given; None: not
+    measured), sample statistics."""
     tasks = {}
     for task, r in results.items():
         short = task.removeprefix(TASK_PREFIX)
+        if short in ("instruct", "instruct_plain") and instruction is None:
+            m = r["metrics"]
+            instruction = {"acc": m["follow"], "stderr": m["follow_stderr"],
+                           "obeyed": m["obeyed"], "n": len(r["items"]),
+                           "form": "chat" if short == "instruct" else "plain"}
+            continue
         metric = CARD_METRIC.get(short, "acc")
         if metric in r["metrics"]:
             tasks[short] = {"metric": metric, "acc": r["metrics"][metric],

@@ -256,6 +256,28 @@ def stream(model: nn.Module, prompt: Sequence[int], max_new_tokens: int,
         yield int(nxt[0])
 
 
+def generate_many(model: nn.Module, prompts: Sequence[Sequence[int]],
+                  max_new_tokens: int | None = None, *, batch_size: int = 32,
+                  **options) -> list[list[int]]:
+    """generate() for many prompts, in batches of similar lengths (little padding);
+    each prompt's new tokens, in the order the prompts were given.
+
+    max_new_tokens: at most this many per prompt; None (or more than a batch's
+    longest prompt leaves room for) fills the context. options: generate()'s.
+    """
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[int]] = [[] for _ in prompts]
+    ctx = model.config.context_len
+    for lo in range(0, len(order), batch_size):
+        rows = order[lo:lo + batch_size]
+        room = ctx - max(len(prompts[i]) for i in rows)
+        new = room if max_new_tokens is None else min(room, max_new_tokens)
+        for i, ids in zip(rows, generate(model, [prompts[i] for i in rows], new,
+                                         **options)):
+            out[i] = ids
+    return out
+
+
 def decode_stream(tokenizer, ids: Iterable[int], skip_special_tokens: bool = True
                   ) -> Iterator[str]:
     """Text pieces for token ids as they arrive, never half a character.

@@ -471,12 +471,47 @@ class SFTDataset(torch.utils.data.Dataset):
                               self.pad_id)
 
 
+def instruction_to_json(inst: Instruction) -> dict:
+    """An instruction as plain JSON (a tuple of words becomes a list)."""
+    return {"prompt": inst.prompt, "reference": inst.reference, "source": inst.source,
+            "constraints": [[c.kind, list(c.value) if isinstance(c.value, tuple)
+                             else c.value] for c in inst.constraints]}
+
+
+def instruction_from_json(d: dict) -> Instruction:
+    """The inverse of instruction_to_json."""
+    return Instruction(d["prompt"], tuple(
+        Constraint(kind, tuple(v) if isinstance(v, list) else v)
+        for kind, v in d["constraints"]), d["reference"], d.get("source", ""))
+
+
 def instruction_sets(tokenizer, stories: dict[str, Sequence[str]], context_len: int,
-                     sizes, path: str | Path | None = None
+                     sizes, path: str | Path | None = None,
+                     cache_dir: str | Path | None = None
                      ) -> dict[str, list[Instruction]]:
     """{"train": ..., "valid": ...}: instructions derived from each split's stories
     (and TinyStories-Instruct records of the data folder, if any), fitted to the
-    context. sizes: a profile's SFTSizes."""
+    context. sizes: a profile's SFTSizes. With cache_dir, a set built once is read
+    back, keyed by a digest of everything that decides it (this module included)."""
+    import hashlib
+    import json
+
+    from llm_from_scratch.storage import json_digest, write_atomic
+
+    key = json_digest({
+        "tokenizer": hashlib.sha256(tokenizer.to_str().encode()).hexdigest(),
+        "stories": {s: hashlib.sha256("\0".join(v).encode()).hexdigest()
+                    for s, v in stories.items()},
+        "context": context_len, "sizes": [sizes.per_story, sizes.max_constraints,
+                                          sizes.seed],
+        "instruct": [[f.name, f.stat().st_size] for s in ("train", "valid")
+                     for f in instruct_files(s, path)],
+        "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()})
+    cached = Path(cache_dir) / f"instructions-{key}.json" if cache_dir else None
+    if cached is not None and cached.exists():
+        return {s: [instruction_from_json(d) for d in v]
+                for s, v in json.loads(cached.read_text()).items()}
+
     def length(prompt: str, reply: str) -> int:
         return len(sft_example(tokenizer, prompt, reply)[0])
 
@@ -489,4 +524,8 @@ def instruction_sets(tokenizer, stories: dict[str, Sequence[str]], context_len: 
         found += [i for i in load_instruct(split, path)
                   if length(i.prompt, i.reference) <= context_len + 1]
         sets[split] = found
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cached, json.dumps({s: [instruction_to_json(i) for i in v]
+                                         for s, v in sets.items()}))
     return sets

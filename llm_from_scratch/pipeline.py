@@ -23,7 +23,7 @@ from llm_from_scratch.data import (EOT, SPLITS, TokenWindows, clean_stories,
                                    hub_dataset, load_stories, local_data_dir,
                                    split_files)
 from llm_from_scratch.dedup import NEAR_DUP_THRESHOLD, deduplicate
-from llm_from_scratch.profiles import get_profile, resolve_profile_name
+from llm_from_scratch.profiles import Profile, get_profile
 from llm_from_scratch.storage import json_digest, write_atomic
 from llm_from_scratch.tokenizer import train_hf_tokenizer
 from llm_from_scratch.utils import artifacts_dir, progress
@@ -47,13 +47,14 @@ def code_signature() -> str:
     return h.hexdigest()[:16]
 
 
-def read_limits(profile: str) -> dict[str, int]:
+def read_limits(profile: str | Profile) -> dict[str, int]:
     """The most stories the profile reads of each split."""
     sizes = get_profile(profile).data
     return {"train": sizes.max_train_stories, "valid": sizes.max_valid_stories}
 
 
-def prepare_corpus(profile: str = "auto", path: str | os.PathLike | None = None,
+def prepare_corpus(profile: str | Profile = "auto",
+                   path: str | os.PathLike | None = None,
                    threshold: float = NEAR_DUP_THRESHOLD
                    ) -> tuple[dict[str, list[str]], dict[str, Counter]]:
     """Cleaned, deduplicated train and valid stories for a profile, and reports.
@@ -70,7 +71,8 @@ def prepare_corpus(profile: str = "auto", path: str | os.PathLike | None = None,
     return splits, {"train": train_report, "valid": valid_report, "dedup": removed}
 
 
-def load_or_train(profile: str = "auto", path: str | os.PathLike | None = None):
+def load_or_train(profile: str | Profile = "auto",
+                  path: str | os.PathLike | None = None):
     """The profile's production tokenizer (HF tokenizers), trained once and cached.
 
     Cached as tokenizer.json in the profile's artifacts directory, beside a
@@ -78,15 +80,15 @@ def load_or_train(profile: str = "auto", path: str | os.PathLike | None = None):
     """
     from tokenizers import Tokenizer
 
-    name = resolve_profile_name(profile)
-    sizes = get_profile(name).data
-    out = artifacts_dir(name) / "tokenizer.json"
+    P = get_profile(profile)  # a name is resolved here; a Profile passes through
+    sizes = P.data
+    out = artifacts_dir(P.name) / "tokenizer.json"
     stamp = out.with_name("tokenizer.fingerprint")
     key = json_digest({"vocab_size": sizes.vocab_size, "data": data_signature(path),
-                       "stories": read_limits(name), "code": code_signature()})
+                       "stories": read_limits(P), "code": code_signature()})
     if out.exists() and stamp.exists() and stamp.read_text() == key:
         return Tokenizer.from_file(str(out))
-    corpus, _ = prepare_corpus(name, path)
+    corpus, _ = prepare_corpus(P, path)
     tok = train_hf_tokenizer(corpus["train"], sizes.vocab_size)
     write_atomic(out, tok.to_str())
     write_atomic(stamp, key)
@@ -122,19 +124,19 @@ def write_shards(tok, stories: list[str], out_dir: Path, split: str,
     return paths
 
 
-def prepare_tokens(profile: str = "auto", path: str | os.PathLike | None = None
-                   ) -> dict[str, list[Path]]:
+def prepare_tokens(profile: str | Profile = "auto",
+                   path: str | os.PathLike | None = None) -> dict[str, list[Path]]:
     """Token shards of the profile's train and valid splits: made once, then cached.
 
     Makes the tokenizer too if it is missing (load_or_train).
     """
-    name = resolve_profile_name(profile)
-    sizes = get_profile(name).data
-    tok = load_or_train(name, path)
-    out = artifacts_dir(name) / "tokens"
+    P = get_profile(profile)
+    sizes = P.data
+    tok = load_or_train(P, path)
+    out = artifacts_dir(P.name) / "tokens"
     manifest = out / "manifest.json"
     key = {"tokenizer": hashlib.sha256(tok.to_str().encode()).hexdigest()[:16],
-           "data": data_signature(path), "stories": read_limits(name),
+           "data": data_signature(path), "stories": read_limits(P),
            "shard_tokens": sizes.shard_tokens, "code": code_signature()}
     if manifest.exists():
         done = json.loads(manifest.read_text())
@@ -144,7 +146,7 @@ def prepare_tokens(profile: str = "auto", path: str | os.PathLike | None = None
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.bin"):
         old.unlink()
-    corpus, _ = prepare_corpus(name, path)
+    corpus, _ = prepare_corpus(P, path)
     shards = {split: write_shards(tok, corpus[split], out, split, sizes.shard_tokens)
               for split in ("train", "valid")}
     tokens = {s: sum(p.stat().st_size // 2 for p in ps) for s, ps in shards.items()}

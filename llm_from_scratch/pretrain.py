@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from torch import nn
 from llm_from_scratch.batches import ShuffledBatches, spread_batches
 from llm_from_scratch.metrics import token_byte_lengths
 from llm_from_scratch.precision import peak_flops, resolve_precision
-from llm_from_scratch.runs import TOKENIZER_FILE, tokenizer_digest
+from llm_from_scratch.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.storage import file_sha256, json_digest, write_atomic
 from llm_from_scratch.train import (REPORTING_FIELDS, TrainResult, evaluate,
                                     rank_and_world, train)
@@ -105,8 +104,8 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     config = dataclasses.replace(sizes.loop, **loop_changes)  # precision may be auto
     used = dataclasses.replace(config, precision=resolve_precision(config.precision,
                                                                    device))
-    tok = load_or_train(P.name, data_path)
-    shards = prepare_tokens(P.name, data_path)
+    tok = load_or_train(P, data_path)
+    shards = prepare_tokens(P, data_path)
     mconfig = GPTConfig.from_profile(P.model, tok.get_vocab_size())
     data = data_identity(tok, shards)
     rid = run_id(used, mconfig, sizes, data)
@@ -160,15 +159,8 @@ def finish_run(out: Path, model: nn.Module, tok, valid, batch_size: int,
                  load_average=[round(x, 2) for x in os.getloadavg()])
         if rank == 0:
             write_atomic(final, json.dumps(r, indent=1))
-    stamp = export / "run.json"
-    if rank == 0 and not (stamp.exists()
-                          and json.loads(stamp.read_text())["run"] == rid):
-        tmp = export.with_name(f".pretrained-{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_hf(model, tmp, tok)
-        (tmp / "run.json").write_text(json.dumps({"run": rid, "dir": str(out)}))
-        shutil.rmtree(export, ignore_errors=True)
-        os.rename(tmp, export)
+    if rank == 0:
+        export_run(export, rid, out, lambda tmp: save_hf(model, tmp, tok))
 
 
 def final_evaluation(result: TrainResult) -> dict:

@@ -127,28 +127,42 @@ class ParallelSizes:
 
 
 @dataclass(frozen=True)
+class ModelParallelSizes:
+    """Chapter 07: the tensor- and pipeline-parallel checks and the pipeline timing.
+
+    The checks train a small model of their own on random tokens (4 processes at
+    most on 2 cores: it must stay tiny); the timeline times a wider one.
+    """
+
+    demo_layers: int  # blocks of the checks' model (the pipeline splits these)
+    demo_d_model: int  # its width
+    demo_heads: int  # its query heads (half as many key/value heads)
+    demo_vocab: int  # its vocabulary (random token ids)
+    demo_context: int  # its sequence length
+    demo_batch: int  # global batch of every check (sequences)
+    demo_steps: int  # SGD steps each check compares after
+    micro_batches: tuple[int, ...]  # micro-batch counts the pipeline is timed with
+    timing_d_model: int  # width of the timed pipeline's model
+    timing_context: int  # its sequence length
+    timing_batch: int  # its global batch (sequences)
+    timing_steps: int  # timed steps per schedule (the median is kept)
+
+
+@dataclass(frozen=True)
 class SFTSizes:
     """Chapter 08: the instruction set and the supervised fine-tuning (SFT) run.
 
-    The model, its context and the data are chapter 04's; the optimizer fields have
-    TrainSizes' meaning.
+    ``loop`` is the tuning run's training-loop configuration (``train.TrainConfig``,
+    as for pretraining); the rest is what instruction tuning adds around it. The
+    model, its context and the data are chapter 04's.
     """
 
+    loop: TrainConfig  # what train() takes, as it takes it
     per_story: int  # training instructions derived from each train-split story
     max_constraints: int  # constraints per instruction, at most
     eval_instructions: int  # held-out (validation split) instructions for the rates
     batch_size: int  # sequences per micro-batch
-    grad_accum: int  # micro-batches per optimizer step
-    max_steps: int  # optimizer steps of the tuning run
-    lr: float  # peak learning rate (below pretraining's: the model is trained)
-    min_lr: float  # the cosine decays to this
-    warmup_steps: int  # linear warmup from lr / warmup_steps to lr
-    weight_decay: float  # AdamW's decoupled decay of the matrices
-    grad_clip: float  # clip the global gradient norm to this (0: never)
-    precision: str  # "fp32", "bf16", "fp16" or "auto" (bf16 where native)
-    eval_interval: int  # steps between validation losses on held-out replies
-    eval_batches: int  # validation batches per evaluation
-    checkpoint_interval: int  # steps between checkpoints
+    eval_batches: int  # validation batches per evaluation (held-out replies)
     seed: int  # the instructions' draws and the data order
     examples_shown: int  # held-out prompts answered before and after, in the chapter
 
@@ -165,6 +179,7 @@ class EvalSizes:
     sample_tokens: int  # at most this many tokens per sample
     batch_size: int  # sequences per forward pass when scoring
     seed: int  # task building and sampling
+    instructions: int  # chapter 08's held-out instructions in the instruction task
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,7 @@ class Profile:
     train: TrainSizes
     generate: GenerateSizes
     parallel: ParallelSizes
+    model_parallel: ModelParallelSizes
     sft: SFTSizes
     eval: EvalSizes
 
@@ -211,14 +227,20 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=32, demo_heads=4, demo_vocab=96,
             demo_context=16, demo_batch=8, demo_steps=5, bucket_kb=16,
             ring_elements=2**16, timing_batch=8, timing_steps=3, cli_steps=4),
-        sft=SFTSizes(per_story=1, max_constraints=2, eval_instructions=24,
-                     batch_size=8, grad_accum=1, max_steps=30, lr=1e-3, min_lr=1e-4,
-                     warmup_steps=5, weight_decay=0.0, grad_clip=1.0,
-                     precision="fp32", eval_interval=10, eval_batches=2,
-                     checkpoint_interval=15, seed=0, examples_shown=2),
+        model_parallel=ModelParallelSizes(
+            demo_layers=4, demo_d_model=32, demo_heads=4, demo_vocab=96,
+            demo_context=16, demo_batch=8, demo_steps=3, micro_batches=(2, 8),
+            timing_d_model=64, timing_context=32, timing_batch=8, timing_steps=2),
+        sft=SFTSizes(
+            loop=TrainConfig(
+                max_steps=30, lr=1e-3, min_lr=1e-4, warmup_steps=5, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="fp32", eval_interval=10,
+                checkpoint_interval=15),
+            per_story=1, max_constraints=2, eval_instructions=24, batch_size=8,
+            eval_batches=2, seed=0, examples_shown=2),
         eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
                        contamination_threshold=0.5, samples=8, sample_tokens=48,
-                       batch_size=16, seed=0),
+                       batch_size=16, seed=0, instructions=24),
     ),
     "cpu": Profile(
         name="cpu",
@@ -254,14 +276,20 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
             demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
             ring_elements=2**22, timing_batch=16, timing_steps=5, cli_steps=20),
-        sft=SFTSizes(per_story=2, max_constraints=3, eval_instructions=300,
-                     batch_size=16, grad_accum=1, max_steps=200, lr=5e-4,
-                     min_lr=5e-5, warmup_steps=20, weight_decay=0.0, grad_clip=1.0,
-                     precision="auto", eval_interval=50, eval_batches=8,
-                     checkpoint_interval=50, seed=0, examples_shown=3),
+        model_parallel=ModelParallelSizes(
+            demo_layers=4, demo_d_model=64, demo_heads=4, demo_vocab=256,
+            demo_context=32, demo_batch=8, demo_steps=3, micro_batches=(2, 4, 8),
+            timing_d_model=128, timing_context=64, timing_batch=16, timing_steps=3),
+        sft=SFTSizes(
+            loop=TrainConfig(
+                max_steps=200, lr=5e-4, min_lr=5e-5, warmup_steps=20, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=50,
+                checkpoint_interval=50),
+            per_story=2, max_constraints=3, eval_instructions=300, batch_size=16,
+            eval_batches=8, seed=0, examples_shown=3),
         eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
                        contamination_threshold=0.5, samples=32, sample_tokens=200,
-                       batch_size=16, seed=0),
+                       batch_size=16, seed=0, instructions=200),
     ),
     "gpu": Profile(
         name="gpu",
@@ -296,14 +324,20 @@ PROFILES: dict[str, Profile] = {
             demo_layers=2, demo_d_model=64, demo_heads=4, demo_vocab=256,
             demo_context=32, demo_batch=8, demo_steps=5, bucket_kb=64,
             ring_elements=2**26, timing_batch=32, timing_steps=10, cli_steps=50),
-        sft=SFTSizes(per_story=4, max_constraints=3, eval_instructions=500,
-                     batch_size=32, grad_accum=1, max_steps=1000, lr=2e-4,
-                     min_lr=2e-5, warmup_steps=50, weight_decay=0.0, grad_clip=1.0,
-                     precision="auto", eval_interval=100, eval_batches=20,
-                     checkpoint_interval=200, seed=0, examples_shown=3),
+        model_parallel=ModelParallelSizes(
+            demo_layers=4, demo_d_model=64, demo_heads=4, demo_vocab=256,
+            demo_context=32, demo_batch=8, demo_steps=3, micro_batches=(2, 4, 8),
+            timing_d_model=128, timing_context=64, timing_batch=16, timing_steps=3),
+        sft=SFTSizes(
+            loop=TrainConfig(
+                max_steps=1000, lr=2e-4, min_lr=2e-5, warmup_steps=50, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=100,
+                checkpoint_interval=200),
+            per_story=4, max_constraints=3, eval_instructions=500, batch_size=32,
+            eval_batches=20, seed=0, examples_shown=3),
         eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
                        contamination_threshold=0.5, samples=64, sample_tokens=256,
-                       batch_size=64, seed=0),
+                       batch_size=64, seed=0, instructions=500),
     ),
 }
 
@@ -326,11 +360,18 @@ def resolve_profile_name(name: str = "auto") -> str:
     return name
 
 
-def get_profile(name: str = "auto", **sections) -> Profile:
+def get_profile(name: "str | Profile" = "auto", **sections) -> Profile:
     """The profile called ``name``, with whole sections optionally replaced.
+
+    A Profile passes through as it is: a recipe resolves the name once, at the top,
+    and hands the resolved profile (possibly with replaced sections) to the layers
+    below, which never resolve it again.
 
     >>> get_profile("smoke").data.max_train_stories
     400
     """
-    profile = PROFILES[resolve_profile_name(name)]
+    if isinstance(name, Profile):
+        profile = name
+    else:
+        profile = PROFILES[resolve_profile_name(name)]
     return replace(profile, **sections) if sections else profile

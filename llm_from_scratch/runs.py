@@ -6,7 +6,8 @@
 A run folder holds ``run.json`` (the model's and the training's configuration),
 ``tokenizer.json``, ``metrics.jsonl`` (one JSON object per event, appended as
 training goes) and ``checkpoints/``. ``load_run`` rebuilds the model from it alone:
-no corpus is read, nothing is retrained.
+no corpus is read, nothing is retrained. ``export_run`` writes a finished run's model
+to a Hugging Face folder stamped with the run's id, once, and swaps it in whole.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from llm_from_scratch.checkpoint import CheckpointError, load_latest
@@ -34,6 +37,27 @@ def write_run_files(out_dir: str | os.PathLike, files: dict[str, str | bytes]) -
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         write_atomic(out / name, data)
+
+
+def export_run(folder: str | os.PathLike, run_id: str, run_dir: str | os.PathLike,
+               save: Callable[[Path], None]) -> bool:
+    """Export a finished run to ``folder`` with ``save(tmp)`` (e.g. ``save_hf``),
+    unless the folder already holds this run's export; returns whether it wrote.
+
+    The export is made under a temporary name and renamed into place, stamped with
+    ``run.json`` naming the run: a reader finds the old export or the whole new one.
+    """
+    folder = Path(folder)
+    stamp = folder / RUN_FILE
+    if stamp.exists() and json.loads(stamp.read_text())["run"] == run_id:
+        return False
+    tmp = folder.with_name(f".{folder.name}-{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    (tmp / RUN_FILE).write_text(json.dumps({"run": run_id, "dir": str(run_dir)}))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.rename(tmp, folder)
+    return True
 
 
 def load_run(path: str | os.PathLike, device=None):

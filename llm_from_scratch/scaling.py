@@ -65,10 +65,10 @@ def sweep_run(profile, d_model: int, data_path=None) -> dict:
     from llm_from_scratch.train import TrainConfig, train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
-    P = get_profile(profile) if isinstance(profile, str) else profile
+    P = get_profile(profile)
     t, loop = P.train, P.train.loop
-    tok = load_or_train(P.name, data_path)
-    shards = prepare_tokens(P.name, data_path)
+    tok = load_or_train(P, data_path)
+    shards = prepare_tokens(P, data_path)
     config = sweep_config(d_model, t.sweep_layers, tok.get_vocab_size(),
                           t.sweep_context)
     n = matmul_parameters(config)

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +101,8 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
 
     base: a Hugging Face directory (default: chapter 04's export, made if missing).
     The run lives in ``artifacts/<profile>/sft/<id>`` (or out_dir), the id a digest
-    of everything that decides the result; overrides replace SFTSizes fields. A
+    of everything that decides the result; overrides replace fields of SFTSizes or
+    of its loop (TrainConfig: max_steps, lr...). A
     finished run exports to ``artifacts/<profile>/chat`` (``chat-unmasked`` without
     the mask), or export_dir.
     """
@@ -113,12 +113,16 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     from llm_from_scratch.batches import ShuffledBatches, spread_batches
     from llm_from_scratch.precision import resolve_precision
     from llm_from_scratch.pretrain import pretrain
-    from llm_from_scratch.runs import TOKENIZER_FILE, tokenizer_digest
+    from llm_from_scratch.runs import TOKENIZER_FILE, export_run, tokenizer_digest
     from llm_from_scratch.train import REPORTING_FIELDS, TrainConfig, train
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
     P = get_profile(profile)
-    S = dataclasses.replace(P.sft, **overrides)
+    loop_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    S = dataclasses.replace(P.sft, **{k: v for k, v in overrides.items()
+                                      if k not in loop_fields})
+    config = dataclasses.replace(S.loop, **{k: v for k, v in overrides.items()
+                                            if k in loop_fields})
     folder = Path(base) if base is not None else artifacts_dir(P.name) / "pretrained"
     if not (folder / "config.json").is_file():
         if base is not None:
@@ -127,17 +131,15 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
         pretrain(P.name, data_path=data_path)
     model, tok = chat_model(folder)
     ctx = model.config.context_len
-    stories, _ = prepare_corpus(P.name, data_path)
-    sets = instruction_sets(tok, stories, ctx, S, data_path)
+    stories, _ = prepare_corpus(P, data_path)
+    sets = instruction_sets(tok, stories, ctx, S, data_path,
+                            cache_dir=artifacts_dir(P.name) / "instructions")
     if not sets["train"]:
         raise InstructionSetError(
             f"no training instruction: none of {len(stories['train']):,} train "
             f"stories gives a prompt and reply that fit the context of {ctx} tokens")
     held_out = sets["valid"][S.eval_instructions:] or sets["valid"]
     val = spread_batches(SFTDataset(tok, held_out, ctx), S.batch_size, S.eval_batches)
-    loop = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in dataclasses.asdict(S).items()
-                            if k in loop})
     device = pick_device()
     used = dataclasses.replace(config, precision=resolve_precision(config.precision,
                                                                    device))
@@ -162,14 +164,7 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     if result.stopped is None:
         export = Path(export_dir) if export_dir else artifacts_dir(P.name) / (
             "chat" if mask_prompt else "chat-unmasked")
-        stamp = export / "run.json"
-        if not (stamp.exists() and json.loads(stamp.read_text())["run"] == run_id):
-            tmp = export.with_name(f".{export.name}-{os.getpid()}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            save_chat_model(model, tmp, tok)
-            (tmp / "run.json").write_text(json.dumps({"run": run_id, "dir": str(out)}))
-            shutil.rmtree(export, ignore_errors=True)
-            os.rename(tmp, export)
+        export_run(export, run_id, out, lambda tmp: save_chat_model(model, tmp, tok))
     return SFTRun(result, model.eval(), tok, out, export, sets)
 
 
@@ -188,7 +183,7 @@ def generate_replies(model: nn.Module, tokenizer, prompts: Sequence[str], *,
     chat: through the chat format, stopping at <|end|> or <|endoftext|>; else
     the prompt as plain text (plain_prompt), stopping at <|endoftext|>.
     """
-    from llm_from_scratch.generate import generate
+    from llm_from_scratch.generate import generate_many
 
     eot = tokenizer.token_to_id(EOT)
     if chat:
@@ -199,18 +194,9 @@ def generate_replies(model: nn.Module, tokenizer, prompts: Sequence[str], *,
         ids = [tokenizer.encode(plain_prompt(p)).ids for p in prompts]
         stops = [eot]
     stops = [s for s in stops if s is not None]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths
-    replies = [""] * len(ids)
-    ctx = model.config.context_len
-    for lo in range(0, len(order), batch_size):
-        rows = order[lo:lo + batch_size]
-        room = ctx - max(len(ids[i]) for i in rows)
-        new = room if max_new_tokens is None else min(room, max_new_tokens)
-        outs = generate(model, [ids[i] for i in rows], new,
-                        **{"temperature": 0.0, **sampling, "stop_ids": stops})
-        for i, out in zip(rows, outs):
-            replies[i] = tokenizer.decode([t for t in out if t not in stops])
-    return replies
+    outs = generate_many(model, ids, max_new_tokens, batch_size=batch_size,
+                         **{"temperature": 0.0, **sampling, "stop_ids": stops})
+    return [tokenizer.decode([t for t in out if t not in stops]) for out in outs]
 
 
 Z95 = 1.959964  # the normal distribution's 97.5% quantile: a two-sided 95% interval

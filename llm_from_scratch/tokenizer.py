@@ -116,8 +116,8 @@ def train_bpe(word_counts: dict[str, int], num_merges: int) -> list[tuple[int, i
     return merges
 
 
-class BPETokenizer:
-    """A byte-level BPE tokenizer.
+class BPEModel:
+    """Byte-level BPE: a list of merges and how to apply them (see BPETokenizer).
 
     Ids 0-255 are the bytes in GPT-2's order, merge r makes id 256 + r, and special
     tokens come last: GPT-2's own vocabulary has exactly this layout.
@@ -145,14 +145,6 @@ class BPETokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
-
-    @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int,
-              special_tokens: Iterable[str] = (EOT,)) -> BPETokenizer:
-        """Learn merges until bytes + merges + special tokens make vocab_size."""
-        specials = list(special_tokens)
-        num_merges = vocab_size - 256 - len(specials)
-        return cls(train_bpe(count_words(texts, specials), num_merges), specials)
 
     def _bpe(self, word: str) -> list[int]:
         """The ids of one pre-token: merge the lowest-ranked pair until none is left."""
@@ -192,6 +184,19 @@ class BPETokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """The text of ids; bytes cut inside a character decode to U+FFFD."""
         return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
+class BPETokenizer(BPEModel):
+    """A byte-level BPE tokenizer: BPEModel's merges, learned from text (train),
+    written to and read from JSON (save, load), applied to a stream of text."""
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int,
+              special_tokens: Iterable[str] = (EOT,)) -> BPETokenizer:
+        """Learn merges until bytes + merges + special tokens make vocab_size."""
+        specials = list(special_tokens)
+        num_merges = vocab_size - 256 - len(specials)
+        return cls(train_bpe(count_words(texts, specials), num_merges), specials)
 
     def encode_iterable(self, chunks: Iterable[str]) -> Iterator[int]:
         """Lazily encode a stream of text pieces: see encode_stream."""

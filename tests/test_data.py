@@ -176,3 +176,15 @@ def test_token_windows_yield_targets_shifted_by_one(smoke_shards, data_dir,
     monkeypatch.setenv("LLMFS_HOME", str(home))
     xb, yb = next(iter(token_loader("smoke", "train", 8, 32, path=data_dir)))
     assert xb.shape == (8, 32) and torch.equal(xb[:, 1:], yb[:, :-1])
+
+
+def test_split_files_leave_tinystories_instruct_records_out_of_the_corpus(tmp_path):
+    from llm_from_scratch.data import split_files
+    from llm_from_scratch.instruct import instruct_files
+
+    for name in ("TinyStories-train.txt", "TinyStories-valid.txt",
+                 "TinyStoriesInstruct-train.txt", "TinyStoriesInstruct-valid.txt"):
+        (tmp_path / name).write_text(f"Once upon a time.\n{EOT}\n")
+    assert [f.name for f in split_files(tmp_path, "train")] == ["TinyStories-train.txt"]
+    assert [f.name for f in instruct_files("train", tmp_path)] == [
+        "TinyStoriesInstruct-train.txt"]

@@ -142,7 +142,8 @@ def test_tasks_build_deterministically_from_validation_stories_and_load_offline(
     stories = valid_stories[:150]
     a = ev.write_tasks(tmp_path / "a", stories, sizes)
     b = ev.write_tasks(tmp_path / "b", stories, sizes)
-    for name in ev.TASKS:
+    assert set(a) == set(ev.TASKS) - {"instruct"}  # no instructions given
+    for name in a:
         data = a[name].with_suffix(".jsonl")
         assert data.read_bytes() == b[name].with_suffix(".jsonl").read_bytes()
         assert (a[name].read_text().replace(str(tmp_path / "a"), "")
@@ -161,6 +162,42 @@ def test_tasks_build_deterministically_from_validation_stories_and_load_offline(
     out = ev.run_tasks(lm, [a["cloze"], a["final_word"]], limit=5)
     assert {"acc", "acc_stderr", "acc_norm"} <= out["tinystories_cloze"]["metrics"].keys()
     assert len(out["tinystories_final_word"]["items"]) == 5
+
+
+def test_instruction_task_scores_greedy_replies_with_chapter_08s_checkers(
+        model, tok, valid_stories, tmp_path):
+    """The generate_until task through lm-eval against the package's own path
+    (sft.generate_replies + follow_rates) on the same model and instructions."""
+    import dataclasses
+
+    from llm_from_scratch.instruct import (add_chat_tokens, build_instructions,
+                                           grow_vocab, render_chat)
+    from llm_from_scratch.sft import follow_rates, generate_replies
+
+    chat_tok = add_chat_tokens(tok)
+    config = dataclasses.replace(model.config, context_len=256)
+    chat_model = grow_vocab(GPT(config), chat_tok.get_vocab_size()).eval()
+    insts = build_instructions(  # prompts that leave room for a reply
+        valid_stories[:40], "valid",
+        lambda p, r: len(chat_tok.encode(ev.chat_prompt(p) + r).ids), 200,
+        per_story=1, max_constraints=2, seed=0)[:10]
+    assert len(insts) == 10
+    assert (chat_tok.encode(ev.chat_prompt(insts[0].prompt)).ids
+            == render_chat(chat_tok, [{"role": "user", "content": insts[0].prompt}],
+                           add_generation_prompt=True))
+    lm = ev.LLMFSLM(model=chat_model, tokenizer=chat_tok, batch_size=4)
+    for chat in (True, False):
+        path = ev.instruction_task(tmp_path, insts, chat, chat_model.config.context_len)
+        name = ev.task_name(path)
+        out = ev.run_tasks(lm, [path])[name]
+        replies = generate_replies(chat_model, chat_tok, [i.prompt for i in insts],
+                                   chat=chat, batch_size=4)
+        assert [x["reply"] for x in out["items"]] == replies
+        rates = follow_rates(insts, replies)
+        assert out["metrics"]["follow"] == pytest.approx(rates["all"]["rate"])
+        for x, inst, reply in zip(out["items"], insts, replies):
+            verdicts = inst.obeyed_by(reply)
+            assert x["obeyed"] == pytest.approx(sum(verdicts.values()) / len(verdicts))
 
 
 def story_ends_with(story: str, sentence: str) -> bool:

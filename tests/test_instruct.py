@@ -269,3 +269,26 @@ def test_grow_vocab_keeps_old_rows_and_starts_new_rows_at_the_mean(tied):
         -1, -1, 3), atol=1e-6)
     with pytest.raises(ValueError, match="cannot shrink"):
         grow_vocab(model, 40)
+
+
+def test_instruction_sets_are_read_back_from_their_cache_unchanged(tokenizers,
+                                                                   valid_stories,
+                                                                   tmp_path):
+    import dataclasses
+
+    from llm_from_scratch.instruct import (instruction_from_json, instruction_sets,
+                                           instruction_to_json)
+    from llm_from_scratch.profiles import get_profile
+
+    _, chat_tok = tokenizers
+    stories = {"train": valid_stories[:60], "valid": valid_stories[60:90]}
+    sizes = get_profile("smoke").sft
+    built = instruction_sets(chat_tok, stories, 256, sizes, cache_dir=tmp_path)
+    files = list(tmp_path.glob("instructions-*.json"))
+    assert len(files) == 1 and built["train"] and built["valid"]
+    assert instruction_sets(chat_tok, stories, 256, sizes, cache_dir=tmp_path) == built
+    for inst in built["train"]:  # tuples of words survive the JSON round trip
+        assert instruction_from_json(instruction_to_json(inst)) == inst
+    other = dataclasses.replace(sizes, seed=sizes.seed + 1)  # another key, a new file
+    instruction_sets(chat_tok, stories, 256, other, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("instructions-*.json"))) == 2

@@ -1,5 +1,10 @@
 """Figures shared by several chapters (hand-written: they draw, they teach nothing).
 
+Concept diagrams (the block, the heads, the cache) are drawn with the few primitives of
+:class:`Diagram` so that every chapter's diagrams look like one book: a canvas measured
+in inches at print size (never wider than the PDF's text, so nothing is shrunk), boxes,
+arrows, tensor grids and labels, one palette, and text never below 7 pt.
+
 The pipeline strip that opens each chapter is drawn from the book's table of contents,
 ``_toc.yml``: one box per numbered chapter listed there, labelled with the chapter's
 title, so the strip shows the book as it stands, never chapters it does not hold.
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.patches import FancyBboxPatch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = re.compile(r"chapters/(?P<number>\d\d|[A-Z])_[a-z0-9_]+")
@@ -83,8 +88,10 @@ def pipeline_figure(current: str | None, toc: str | Path | None = None):
     if current is not None and current not in {e.number for e in chapters}:
         raise ValueError(f"chapter {current!r} is not among _toc.yml's chapters "
                          f"{[e.number for e in chapters]}")
-    width, gap = 0.9, 0.18
-    fig, ax = plt.subplots(figsize=(min(9.0, 0.2 + len(chapters) * 1.0), 1.5))
+    width, gap = 0.9, 0.12
+    wide = 0.1 + len(chapters) * (width + gap)  # drawn at most CANVAS_WIDTH wide
+    fig, ax = plt.subplots(figsize=(min(CANVAS_WIDTH, wide), 1.5))
+    shrink = min(1.0, CANVAS_WIDTH / wide)
     for i, entry in enumerate(chapters):
         x = i * (width + gap)
         here = entry.number == current
@@ -92,11 +99,13 @@ def pipeline_figure(current: str | None, toc: str | Path | None = None):
             (x, 0), width, 1, boxstyle="round,pad=0.02,rounding_size=0.08",
             facecolor="#1f77b4" if here else "#e8eef5",
             edgecolor="#1f77b4", linewidth=1.5 if here else 0.8))
-        lines = textwrap.wrap(entry.label, 11, break_long_words=False) or [""]
-        size = 7.5 * min(1.0, 11 / max(len(s) for s in lines))  # a long word fits
+        # A line of the box holds about width / (0.6 em) characters; words never
+        # break, and the text shrinks for a long one, never below 7 pt.
+        chars = width * shrink * 72 / (0.6 * 7.5)
+        lines = textwrap.wrap(entry.label, int(chars), break_long_words=False) or [""]
+        size = max(SMALL, 7.5 * min(1.0, chars / max(len(s) for s in lines)))
         ax.text(x + width / 2, 0.5, "\n".join([entry.number, *lines]), ha="center",
-                va="center", fontsize=size, color="white" if here else "#223",
-                fontweight="bold" if here else "normal")
+                va="center", fontsize=size, color="white" if here else "#223")
         if i:
             ax.annotate("", xy=(x - 0.01, 0.5), xytext=(x - gap + 0.01, 0.5),
                         arrowprops=dict(arrowstyle="->", color="#667", lw=0.8))
@@ -105,3 +114,171 @@ def pipeline_figure(current: str | None, toc: str | Path | None = None):
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+# --- Concept diagrams -------------------------------------------------------------
+
+PRINT_WIDTH = 6.69  # inches: the PDF's text width (A4 less two 2 cm margins)
+CANVAS_WIDTH = PRINT_WIDTH - 0.25  # a saved figure gains 0.1 in of padding each side
+DESIGN_WIDTH = 7.0  # the widest a diagram may be laid out (then drawn at CANVAS_WIDTH)
+FONT = 8.0  # points: a diagram's ordinary text
+SMALL = 7.0  # points: the smallest text the book prints (a test holds figures to it)
+PALETTE = {  # fill colours by role; edges are one dark grey
+    "data": "#e8eef5",  # a tensor or a batch of data
+    "op": "#fdf1dc",  # an operation: a layer, a function
+    "accent": "#1f77b4",  # the thing the figure is about (white text)
+    "muted": "#f3f3f3",  # context, padding, what is skipped
+    "mark": "#f6d5cf",  # masked out, discarded
+    "keep": "#cfe8d4",  # kept, cached, attended to
+    "none": "none",
+}
+EDGE = "#334"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle placed on a diagram, by its centre and size (inches)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def left(self) -> tuple[float, float]:
+        return (self.x - self.w / 2, self.y)
+
+    @property
+    def right(self) -> tuple[float, float]:
+        return (self.x + self.w / 2, self.y)
+
+    @property
+    def top(self) -> tuple[float, float]:
+        return (self.x, self.y + self.h / 2)
+
+    @property
+    def bottom(self) -> tuple[float, float]:
+        return (self.x, self.y - self.h / 2)
+
+
+def _fill(style: str) -> str:
+    return PALETTE.get(style, style)  # a role, or a colour given directly
+
+
+class Diagram:
+    """A canvas for a concept diagram, in inches at print size: ``Diagram(6, 2)`` is
+    6 in wide and 2 in high, and a point at (1, 0.5) is 1 in from the left edge and
+    0.5 in from the bottom. Draw with :meth:`box`, :meth:`arrow`, :meth:`grid` and
+    :meth:`text`; the cell's last expression ``d.fig`` (or ``d.show()``) shows it."""
+
+    def __init__(self, width: float, height: float):
+        if not 0 < width <= DESIGN_WIDTH:
+            raise ValueError(f"a diagram is at most {DESIGN_WIDTH} in wide (the PDF's "
+                             f"text width), got {width}")
+        self.width, self.height = width, height
+        # The notebook saves figures with 0.1 in of padding each side; a canvas wider
+        # than CANVAS_WIDTH is drawn that much smaller, its text keeping its size.
+        shrink = min(1.0, CANVAS_WIDTH / width)
+        self.fig = plt.figure(figsize=(width * shrink, height * shrink))
+        self.ax = self.fig.add_axes((0, 0, 1, 1))
+        self.ax.set_xlim(0, width)
+        self.ax.set_ylim(0, height)
+        self.ax.axis("off")
+
+    def text(self, x: float, y: float, s: str, size: float = FONT, **kw):
+        """A label at (x, y), centred unless ``ha``/``va`` say otherwise."""
+        if size < SMALL:
+            raise ValueError(f"text below {SMALL} pt does not print legibly: {s!r}")
+        kw.setdefault("ha", "center")
+        kw.setdefault("va", "center")
+        kw.setdefault("color", "#223")
+        return self.ax.text(x, y, s, fontsize=size, **kw)
+
+    def box(self, x: float, y: float, w: float, h: float, text: str = "",
+            style: str = "op", size: float = FONT, rounded: bool = True,
+            **text_kw) -> Box:
+        """A box centred at (x, y) with ``text`` in it; ``style`` is a role of
+        ``PALETTE`` ("data", "op", "accent", ...) or a colour."""
+        boxstyle = ("round,pad=0,rounding_size=0.05" if rounded else "square,pad=0")
+        self.ax.add_patch(FancyBboxPatch(
+            (x - w / 2, y - h / 2), w, h, boxstyle=boxstyle, facecolor=_fill(style),
+            edgecolor=EDGE if style != "accent" else PALETTE["accent"], linewidth=0.8))
+        if text:
+            text_kw.setdefault("color", "white" if style == "accent" else "#223")
+            self.text(x, y, text, size=size, **text_kw)
+        return Box(x, y, w, h)
+
+    def arrow(self, start: tuple[float, float], end: tuple[float, float],
+              text: str = "", curve: float = 0.0, style: str = "-|>",
+              color: str = "#556", size: float = SMALL, offset=(0.0, 0.08), **kw):
+        """An arrow from ``start`` to ``end`` (points, or a box's ``.left``/``.right``
+        ...), optionally bent (``curve``, as matplotlib's arc3 radius) and labelled at
+        its middle, shifted by ``offset``."""
+        self.ax.add_patch(FancyArrowPatch(
+            start, end, arrowstyle=style, mutation_scale=8, color=color, linewidth=0.8,
+            connectionstyle=f"arc3,rad={curve}", shrinkA=1, shrinkB=1, **kw))
+        if text:
+            mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+            self.text(mx + offset[0], my + offset[1], text, size=size)
+
+    def line(self, points, color: str = "#556", width: float = 0.8, **kw):
+        """A plain polyline through ``points`` (no head), e.g. a residual path."""
+        xs, ys = zip(*points)
+        self.ax.plot(xs, ys, color=color, linewidth=width, **kw)
+
+    def grid(self, x: float, y: float, rows: int, cols: int, cell: float = 0.16,
+             styles=None, values=None, label: str = "", label_side: str = "below",
+             size: float = SMALL) -> Box:
+        """A tensor as a grid of ``rows`` x ``cols`` cells, its top-left corner at
+        (x, y). ``styles`` is one role/colour for all cells or a function of
+        (row, col) giving one; ``values`` a function giving each cell's text (or
+        None); ``label`` is written below (or ``"above"``, ``"left"``)."""
+        for r in range(rows):
+            for c in range(cols):
+                style = styles(r, c) if callable(styles) else (styles or "data")
+                self.ax.add_patch(Rectangle(
+                    (x + c * cell, y - (r + 1) * cell), cell, cell,
+                    facecolor=_fill(style), edgecolor=EDGE, linewidth=0.5))
+                value = values(r, c) if values else None
+                if value not in (None, ""):
+                    self.text(x + (c + 0.5) * cell, y - (r + 0.5) * cell, str(value),
+                              size=size)
+        w, h = cols * cell, rows * cell
+        placed = Box(x + w / 2, y - h / 2, w, h)
+        if label:
+            at = {"below": (placed.x, y - h - 0.12, "center", "top"),
+                  "above": (placed.x, y + 0.06, "center", "bottom"),
+                  "left": (x - 0.08, placed.y, "right", "center"),
+                  "right": (x + w + 0.08, placed.y, "left", "center")}[label_side]
+            self.text(at[0], at[1], label, size=max(size, SMALL), ha=at[2], va=at[3])
+        return placed
+
+    def show(self):
+        """The figure, for a cell's last line (a Jupyter figure output)."""
+        return self.fig
+
+
+def pdf_text_sizes(pdf: bytes) -> tuple[float, list[float]]:
+    """The page width (points) of a one-page PDF written by matplotlib, and the size
+    of every font it sets (the ``Tf`` operators of its content streams), for checking
+    the printed size of a figure's text."""
+    import zlib
+
+    box = re.search(rb"/MediaBox\s*\[\s*[-\d.]+\s+[-\d.]+\s+([\d.]+)", pdf)
+    if box is None:
+        raise ValueError("not a PDF page: no /MediaBox")
+    sizes = []
+    for stream in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.S):
+        try:
+            body = zlib.decompress(stream.group(1))
+        except zlib.error:
+            body = stream.group(1)
+        sizes += [float(s) for s in re.findall(rb"/[\w.+-]+\s+([\d.]+)\s+Tf\b", body)]
+    return float(box.group(1)), sizes
+
+
+def printed_sizes(pdf: bytes, text_width: float = PRINT_WIDTH) -> list[float]:
+    """Font sizes as printed: a figure wider than the text is scaled down to it."""
+    width, sizes = pdf_text_sizes(pdf)
+    scale = min(1.0, text_width * 72 / width)
+    return [s * scale for s in sizes]

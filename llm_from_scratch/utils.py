@@ -59,16 +59,36 @@ def in_book_build() -> bool:
 
 
 class _FinalLineBar(std_tqdm):
-    """A bar that draws nothing while it runs and prints one ASCII line when closed."""
+    """A bar that draws nothing while it runs and prints one ASCII line when closed:
+    what was done, in how long, at what rate (never an estimate of time left, which
+    means nothing on a page)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.update(file=open(os.devnull, "w"), ascii=True, ncols=80)
         super().__init__(*args, **kwargs)
 
+    def final_line(self) -> str:
+        d = self.format_dict
+        n, total, elapsed, unit = d["n"], d["total"], d["elapsed"], d["unit"]
+        done = f"{n:,}/{total:,} {unit}" if total else f"{n:,} {unit}"
+        if total and n < total:
+            done = f"stopped at {done}"
+        rate = d["rate"] or (n / elapsed if elapsed > 0 and n else None)
+        parts = [f"{done} in {self.format_interval(elapsed)}"]
+        if rate and rate >= 1:
+            parts.append(f"{rate:,.0f} {unit}/s" if rate >= 100
+                         else f"{rate:.3g} {unit}/s")
+        elif rate:
+            parts.append(f"{1 / rate:.3g} s/{unit}")
+        if d.get("postfix"):
+            parts.append(str(d["postfix"]))
+        head = f"{d['prefix']}: " if d.get("prefix") else ""
+        return head + ", ".join(parts)
+
     def close(self):
         if not self.disable and not getattr(self, "_reported", False):
             self._reported = True
-            print(str(self), flush=True)
+            print(self.final_line(), flush=True)
         super().close()
         self.fp.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def smoke_book(build_env):
 def test_smoke_pdf_has_every_part_of_the_book(smoke_book):
     text = subprocess.run(["pdftotext", str(smoke_book / "book.pdf"), "-"],
                           capture_output=True, text=True, check=True).stdout
-    for needle in ["CONTENTS", "Who this book is for", "About this build",
+    for needle in ["Contents", "Preface", "Who this book is for", "About this build",
                    "Data: from raw stories to tokens", "References",
                    "Eldan and Li, 2023"]:  # a citation, resolved
         assert needle in text, needle
@@ -85,6 +86,39 @@ def test_smoke_html_builds(smoke_book):
     assert (smoke_book / "_build" / "html" / "index.html").exists()
 
 
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.fail("the HTML check needs headless Chromium: apt-get install chromium "
+                "(tools/setup_env.sh tex installs it)")
+
+
+@pytest.mark.pdf
+def test_smoke_html_renders_equations_and_figures_offline(smoke_book, tmp_path):
+    """Chapter 02 in headless Chromium: MathJax comes from the build itself (no
+    network is used: every script is a local file), every equation is typeset (no raw
+    TeX is left), every image loads, and a screenshot of the page is taken."""
+    page = smoke_book / "_build" / "html" / "chapters" / "02_attention.html"
+    assert (page.parent.parent / "_static" / "mathjax" / "tex-chtml.js").exists()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-extensions",
+             "--allow-file-access-from-files", "--virtual-time-budget=30000"]
+    probe = (ROOT / "tests" / "html_probe.html").as_uri() + "?page=" + page.as_uri()
+    dom = subprocess.run([chromium(), *flags, "--dump-dom", probe], capture_output=True,
+                         text=True, timeout=120).stdout
+    found = re.search(r'<pre id="out">(.*?)</pre>', dom, re.S)
+    assert found, f"the probe page did not run: {dom[-300:]!r}"
+    result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert result["mathjax"] == "done" and not result["remote"], result
+    assert result["math"] >= 5 and result["rendered"] == result["math"], result["raw"]
+    assert result["images"] >= 3 and not result["broken"], result["broken"]
+    shot = tmp_path / "02_attention.png"
+    subprocess.run([chromium(), *flags, "--window-size=1200,1800",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True,
+                   timeout=120)
+    assert shot.exists() and shot.stat().st_size > 20_000  # a page, not a blank
+
+
 def test_missing_data_folder_stops_the_build_in_one_line(tmp_path):
     env = dict(os.environ, LLMFS_DATA=str(tmp_path / "missing"))
     result = subprocess.run([sys.executable, "tools/book.py", "--profile", "smoke"],
@@ -93,3 +127,62 @@ def test_missing_data_folder_stops_the_build_in_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "LLMFS_DATA=" in lines[0], result.stderr
+
+
+def test_reference_titles_keep_their_capitals():
+    """BibTeX styles lower-case a title's words unless braces protect them
+    ("Tinystories", "english"): every title is wrapped whole in braces."""
+    bib = (ROOT / "book" / "references.bib").read_text(encoding="utf-8")
+    titles = re.findall(r"^\s*title\s*=\s*(.+?),?\s*$", bib, re.M)
+    assert titles
+    unbraced = [t for t in titles if not (t.startswith("{{") and t.endswith("}}"))]
+    assert not unbraced, f"wrap these titles in a second pair of braces: {unbraced}"
+
+
+def test_references_are_labelled_author_year_with_a_b_for_one_name_and_year():
+    """The list uses the labels the text cites by (bibtex_reference_style = label):
+    one citation style for both, and two works of one author-year apart."""
+    from pybtex import database as pybtex
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import llmfs_bib
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+    db = pybtex.parse_file(str(ROOT / "book" / "references.bib"))
+    labels = {e.key: e.label for e in llmfs_bib.AuthorYearStyle().format_bibliography(db)}
+    assert labels["eldan2023tinystories"] == "Eldan and Li, 2023"
+    assert labels["vaswani2017attention"] == "Vaswani et al., 2017"
+    assert {labels["touvron2023llama"], labels["touvron2023llama2"]} == {
+        "Touvron et al., 2023a", "Touvron et al., 2023b"}
+    assert len(set(labels.values())) == len(labels), "two works share a label"
+
+
+def test_pdf_chapters_are_numbered_by_file_name_and_appendices_lettered(tmp_path):
+    """With chapter 07 missing, 08 is still "Chapter 08" in the PDF; appendix B is
+    "Appendix B" (LaTeX would number them by their order: 7, and 9)."""
+    (tmp_path / "chapters").mkdir()
+    names = ["06_data_parallel", "08_instruction_tuning", "B_machinery"]
+    for name in names:
+        (tmp_path / "chapters" / f"{name}.ipynb").write_text(json.dumps(
+            {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# T: t"}],
+             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (tmp_path / "_toc.yml").write_text("root: book/preface\nchapters:\n" + "".join(
+        f"  - file: chapters/{n}\n" for n in names))
+    book.latex_numbering(tmp_path)
+    book.latex_numbering(tmp_path)  # idempotent: a rebuild adds no second cell
+    first = {n: json.loads((tmp_path / "chapters" / f"{n}.ipynb").read_text())["cells"]
+             for n in names}
+    assert all(len(cells) == 2 for cells in first.values())
+    assert "\\setcounter{chapter}{5}" in first["06_data_parallel"][0]["source"]
+    assert "\\setcounter{chapter}{7}" in first["08_instruction_tuning"][0]["source"]
+    assert "\\appendix\\setcounter{chapter}{1}" in first["B_machinery"][0]["source"]
+
+
+def test_pdf_preface_gets_a_titled_chapter_and_real_headings():
+    text = "# LLM from Scratch\n\nIntro.\n\n## Who this book is for\n\n```\n## code\n```\n"
+    tex = book.latex_front_matter(text)
+    assert "\\chapter*{Preface}" in tex and "\\addcontentsline{toc}{chapter}{Preface}" in tex
+    assert "\\markboth{Preface}{Preface}" in tex  # the running heads
+    assert "\\section*{Who this book is for}" in tex
+    assert "## code" in tex  # a fenced block is left alone

@@ -12,8 +12,8 @@ def test_progress_in_book_build_prints_one_plain_line(monkeypatch, capsys):
     total = sum(x for x in utils.progress(range(1000), desc="tokenize"))
     out, err = capsys.readouterr()
     assert total == sum(range(1000))
-    assert out.count("\n") == 1 and out.startswith("tokenize: 100%")
-    assert "1000/1000" in out
+    assert out.count("\n") == 1 and out.startswith("tokenize: 1,000/1,000 it in 00:0")
+    assert "<" not in out, "an estimate of the time left is meaningless on a page"
     assert "\r" not in out + err and "\x1b" not in out + err and out.isascii()
 
 
@@ -23,7 +23,17 @@ def test_progress_as_a_manual_bar_in_book_build(monkeypatch, capsys):
         for _ in range(3):
             bar.update(1)
     out = capsys.readouterr().out
-    assert out.startswith("steps: 100%") and "3/3" in out and out.count("\n") == 1
+    assert out.startswith("steps: 3/3 it in ") and out.count("\n") == 1
+
+
+def test_progress_stopped_early_says_so_in_book_build(monkeypatch, capsys):
+    monkeypatch.setenv("LLMFS_BOOK_BUILD", "1")
+    with utils.progress(total=100, desc="training", unit="step") as bar:
+        bar.update(2)
+        bar.set_postfix_str("loss=6.251")
+    out = capsys.readouterr().out
+    assert out.startswith("training: stopped at 2/100 step in ")
+    assert out.rstrip().endswith("loss=6.251") and "<" not in out
 
 
 def test_artifacts_dir_follows_llmfs_home(tmp_path, monkeypatch):

@@ -132,46 +132,159 @@ def hardware() -> tuple[str, str]:
     return cpu, gpu
 
 
-def version(name: str) -> str:
+def cpu_features() -> str:
+    """What decides CPU speed in this book: native bf16 (AVX-512 BF16, AMX) or not."""
     try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        flags = set()
+    names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 BF16",
+             "amx_tile": "AMX", "amx_bf16": "AMX BF16"}
+    have = [label for flag, label in names.items() if flag in flags]
+    lacks = [label for flag, label in names.items() if flag not in flags]
+    try:
+        import torch
+        used = f"; PyTorch uses {torch.backends.cpu.get_cpu_capability()}"
+    except Exception:  # noqa: BLE001 - reporting only
+        used = ""
+    if not flags:
+        return "not known (no /proc/cpuinfo)" + used
+    return (", ".join(have) or "none of AVX2, AVX-512, AMX") + (
+        f" (lacks {', '.join(lacks)})" if lacks else "") + used
 
 
-def build_info(profile: str, timings: dict[str, float]) -> str:
+def memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "not known"
+
+
+def commit() -> str:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=20).stdout.strip()
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return f"`{head}`" + (" with uncommitted changes" if dirty else "") if head else (
+        "not a git checkout")
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
+    except OSError:
+        return "not known"
+
+
+def data_used(profile: str) -> list[tuple[str, str]]:
+    """Rows for the data the chapters trained on: source, stories read, text bytes and
+    tokens per split, read from the token shards' manifest (chapter 01 writes it)."""
+    from llm_from_scratch.pipeline import read_limits
+    from llm_from_scratch.utils import artifacts_dir
+
+    raw = os.environ.get("LLMFS_DATA")
+    source = (f"TinyStories, local folder `{Path(raw).name}`" if raw
+              else "TinyStories from the Hugging Face hub (roneneldan/TinyStories)")
+    manifest = artifacts_dir(profile) / "tokens" / "manifest.json"
+    if not manifest.exists():
+        return [("data", f"{source}; no token shards were made by this build")]
+    done = json.loads(manifest.read_text())
+    files = [f for f in done["key"].get("data", []) if isinstance(f, list)]
+    if files:
+        source += ": " + ", ".join(f"{name} ({size / 1e6:.1f} MB)"
+                                   for name, size in files)
+    limits = read_limits(profile)
+    text_bytes = shard_text_bytes(profile, manifest.parent, done["shards"])
+    rows = [("data", source)]
+    for split in ("train", "valid"):
+        size = (f", {text_bytes[split] / 1e6:.2f} MB of text" if split in text_bytes
+                else "")
+        rows.append((f"{split} split", f"up to {limits[split]:,} stories read"
+                     f"{size}, {done['tokens'][split]:,} tokens"))
+    return rows
+
+
+def shard_text_bytes(profile: str, folder: Path, shards: dict) -> dict[str, int]:
+    """UTF-8 bytes of the text the token shards hold (each token's byte length)."""
+    try:
+        import numpy as np
+        from tokenizers import Tokenizer
+
+        from llm_from_scratch.metrics import token_byte_lengths
+        from llm_from_scratch.utils import artifacts_dir
+
+        tok = Tokenizer.from_file(str(artifacts_dir(profile) / "tokenizer.json"))
+        lengths = token_byte_lengths(tok).numpy()
+        out = {}
+        for split, names in shards.items():
+            counts = sum(np.bincount(np.fromfile(folder / n, dtype=np.uint16),
+                                     minlength=len(lengths)) for n in names)
+            out[split] = int((counts[:len(lengths)] * lengths).sum())
+        return out
+    except Exception:  # noqa: BLE001 - reporting only: the row says less
+        return {}
+
+
+def build_info(profile: str, timings: dict[str, float], load_at_start: str) -> str:
     cpu, gpu = hardware()
-    data = os.environ.get("LLMFS_DATA") or "the Hugging Face hub (roneneldan/TinyStories)"
     rows = "\n".join(f"| {name} | {sec:.1f} |" for name, sec in timings.items())
     pkgs = "\n".join(f"| {p} | {version(p)} |" for p in KEY_PACKAGES)
+    machine = "\n".join(f"| {k} | {v} |" for k, v in [
+        ("date (UTC)", f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}"),
+        ("profile", f"`{profile}`: {PROFILES[profile].summary}"),
+        ("commit", commit()),
+        ("CPU", cpu), ("CPU features", cpu_features()), ("RAM", memory()),
+        ("GPU", gpu),
+        ("Python", f"{platform.python_version()} on {platform.system()} "
+                   f"{platform.machine()}"),
+        ("load average", f"{load_at_start} when the build started; "
+                         f"{load_average().split(' (')[0]} at its end"),
+        *data_used(profile)])
+    keep = "```{raw} latex\n\\needspace{12\\baselineskip}\n```\n\n"
     return f"""
 ## About this build
 
 Every output in this book was produced by running the chapters, top to bottom, when
-this copy was built. This section records how.
+this copy was built. This section records how. Times depend on the machine's load,
+given here too: other work on the same cores slows every chapter.
+
+{keep}The machine, the code and the data:
 
 | what | this build |
 |---|---|
-| date (UTC) | {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} |
-| profile | `{profile}`: {PROFILES[profile].summary} |
-| CPU | {cpu} |
-| GPU | {gpu} |
-| Python | {platform.python_version()} on {platform.system()} {platform.machine()} |
-| data | `{data}` |
+{machine}
 
-Execution time of each chapter, as measured by this build:
+{keep}Execution time of each chapter, as measured by this build:
 
 | chapter | seconds |
 |---|---:|
 {rows}
 | **total** | **{sum(timings.values()):.1f}** |
 
-Versions of the key packages:
+{keep}Versions of the key packages:
 
 | package | version |
 |---|---|
 {pkgs}
 """
+
+
+def version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 CHAPTER_LIST = re.compile(r"^```\{chapter-list\}\n(?P<body>.*?)^```\n", re.S | re.M)
@@ -207,6 +320,78 @@ def chapter_list(preface: str, outline: list[Entry]) -> str:
         lines += ["", "The appendices:", ""]
         lines += [f"- {item(e, f'{e.number}. ')}" for e in appendices]
     return preface[:found.start()] + "\n".join(lines) + "\n" + preface[found.end():]
+
+
+SUMMARY = re.compile(r"^```\{build-summary\}\n.*?^```\n", re.S | re.M)
+
+
+def build_summary(preface: str, profile: str, timings: dict[str, float]) -> str:
+    """The preface with its ``{build-summary}`` block replaced by this build's times."""
+    if not timings:
+        return SUMMARY.sub("", preface)
+    name, longest = max(timings.items(), key=lambda kv: kv[1])
+    text = (f"This copy was built with the `{profile}` profile: running its "
+            f"{len(timings)} chapters took {sum(timings.values()) / 60:.1f} minutes, "
+            f"the longest, {name.removesuffix('.ipynb')}, {longest / 60:.1f} "
+            f"minutes. Other profiles and machines take other times; the table at "
+            f"the end of this preface has each chapter's.\n")
+    return SUMMARY.sub(lambda _: text, preface)
+
+
+def latex_front_matter(preface: str) -> str:
+    """The preface as the PDF shows it: a "Preface" chapter in the contents, the
+    bookmarks and the running heads, and its sections real (unnumbered) headings.
+    Jupyter Book would print the root page's headings as bold lines instead."""
+    def raw(tex: str) -> str:
+        return f"```{{raw}} latex\n{tex}\n```\n"
+
+    out, fence = [], False
+    for line in preface.splitlines(keepends=True):
+        if line.startswith("```"):
+            fence = not fence if line.strip() == "```" or not fence else fence
+        head = re.match(r"^(#{1,3}) (.+?)\s*$", line)
+        if head and not fence:
+            level, title = len(head.group(1)), head.group(2)
+            if level == 1:  # the book's title: the page stays, "Preface" opens it
+                out += [line, "\n", raw(
+                    "\\chapter*{Preface}\\phantomsection"
+                    "\\addcontentsline{toc}{chapter}{Preface}"
+                    "\\markboth{Preface}{Preface}")]
+            else:
+                cmd = "section" if level == 2 else "subsection"
+                tex = title.replace("*", "").replace("`", "")
+                out.append(raw(f"\\{cmd}*{{{tex}}}\\phantomsection"
+                               f"\\addcontentsline{{toc}}{{{cmd}}}{{{tex}}}"))
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+NUMBERING = "llmfs-numbering"
+
+
+def latex_numbering(staging: Path) -> None:
+    """Number the PDF's chapters by their file names, not by their order: chapter
+    08 stays "Chapter 08" while 07 is missing, and appendices are lettered from
+    their own letter ("Appendix B"). A cell of raw LaTeX, which the HTML ignores,
+    goes at the top of each staged notebook."""
+    started_appendix = False
+    for entry in book_outline(staging / "_toc.yml"):
+        path = staging / f"{entry.file}.ipynb"
+        if not path.exists():
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb["cells"] = [c for c in nb["cells"] if c.get("id") != NUMBERING]
+        if entry.is_appendix:
+            tex = "" if started_appendix else "\\appendix"
+            tex += f"\\setcounter{{chapter}}{{{ord(entry.number) - ord('A')}}}"
+            started_appendix = True
+        else:
+            tex = f"\\setcounter{{chapter}}{{{int(entry.number) - 1}}}"
+        nb["cells"].insert(0, {"cell_type": "markdown", "id": NUMBERING, "metadata": {},
+                               "source": f"```{{raw}} latex\n{tex}\n```"})
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
 
 
 def stage(staging: Path) -> None:
@@ -282,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                              "run `make export` (or undo the edit to the generated module)")
         check_data()
         staging = BUILD / profile
+        load_at_start = load_average()
         stage(staging)
         prepare_environment()
         print(f"book: profile {profile}, staging in {staging.relative_to(ROOT)}")
@@ -295,13 +481,20 @@ def main(argv: list[str] | None = None) -> int:
                     timings[p.name] = meta.get("seconds", float("nan"))
         preface = (ROOT / "book" / "preface.md").read_text(encoding="utf-8")
         preface = chapter_list(preface, book_outline(ROOT / "_toc.yml"))
-        (staging / "book" / "preface.md").write_text(
-            preface + build_info(profile, timings), encoding="utf-8")
+        preface = build_summary(preface, profile, timings)
+        preface += build_info(profile, timings, load_at_start)
+        staged_preface = staging / "book" / "preface.md"
+        staged_preface.write_text(preface, encoding="utf-8")
         (staging / "timings.json").write_text(json.dumps(timings, indent=1))
         if args.pdf:
             pdf = staging / "book.pdf"
             pdf.unlink(missing_ok=True)  # never leave an older PDF looking current
-            jupyter_book(staging, "pdflatex")
+            staged_preface.write_text(latex_front_matter(preface), encoding="utf-8")
+            latex_numbering(staging)
+            try:
+                jupyter_book(staging, "pdflatex")
+            finally:
+                staged_preface.write_text(preface, encoding="utf-8")
             shutil.copy2(staging / "_build" / "latex" / "book.pdf", pdf)
             print(f"book: PDF at {pdf.relative_to(ROOT)}")
         if args.html:

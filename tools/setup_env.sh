@@ -5,7 +5,7 @@
 set -euo pipefail
 
 TEX_PACKAGES="latexmk texlive-xetex texlive-latex-extra texlive-fonts-recommended \
-fonts-freefont-otf poppler-utils"
+fonts-freefont-otf poppler-utils chromium"  # chromium: the test that opens the HTML
 
 python_env() {
     local venv=${VENV:-.venv} extras=${EXTRAS:-book,test,kernels,distributed,eval}
@@ -40,11 +40,11 @@ python_env() {
 
 tex_env() {
     if command -v xelatex >/dev/null && command -v latexmk >/dev/null \
-        && command -v pdftoppm >/dev/null; then
+        && command -v pdftoppm >/dev/null && command -v chromium >/dev/null; then
         return 0
     fi
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "setup: installing TeX for the PDF (about a minute): $TEX_PACKAGES"
+        echo "setup: installing TeX for the PDF and Chromium for the HTML check: $TEX_PACKAGES"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
             $TEX_PACKAGES >/dev/null

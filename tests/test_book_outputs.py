@@ -1,0 +1,122 @@
+"""What the executed chapters print and draw fits the printed page.
+
+Each test reads the smoke-executed copy of a chapter in _build/smoke/chapters/ (made by
+tests/test_book.py, or here, with the same cache: a chapter already executed for its
+current source and package is not executed again). The checks hold for every chapter
+the book lists, so chapters written later meet them too:
+
+- no printed line is wider than the PDF's code box (88 characters at 8.5 pt);
+- no absolute path of the build machine is printed (data and artifacts print relative);
+- a progress bar leaves one final line with totals and rate, never an estimate of the
+  time left, and no half-drawn bar;
+- no figure's text prints below 7 pt at the size the PDF shows it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from llm_from_scratch.figures import PRINT_WIDTH, SMALL, printed_sizes
+from test_book import build_env  # noqa: F401 - the fixture: staging, environment
+from tools import book
+
+STAGING = book.BUILD / "smoke"
+WIDTH = 88  # characters of FreeMono at 8.5 pt that the PDF's code box holds (92)
+TQDM_BAR = re.compile(r"\d+%\|[^|]*\|")  # tqdm's drawn bar: " 50%|##5  |"
+ETA = re.compile(r"\[\d+:\d\d(:\d\d)?<[\d:?]+")  # tqdm's "[elapsed<remaining"
+pytestmark = [pytest.mark.chapters, pytest.mark.timeout(1800)]
+
+
+def executed(chapter: Path) -> dict:
+    dest = STAGING / "chapters" / chapter.name
+    book.execute(chapter, dest, "smoke", force=False)  # a no-op when it is current
+    return json.loads(dest.read_text(encoding="utf-8"))
+
+
+def printed_lines(nb: dict):
+    """(cell index, line) of every text output a reader sees in the PDF."""
+    for i, cell in enumerate(nb["cells"]):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "remove-output" in tags or "remove-cell" in tags:
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text = out.get("text", "")
+            elif "text/plain" in out.get("data", {}) and not any(
+                    k.startswith("image/") or k == "application/pdf"
+                    for k in out["data"]):
+                text = out["data"]["text/plain"]
+            else:
+                continue
+            text = "".join(text) if isinstance(text, list) else text
+            for line in text.splitlines():
+                yield i, line
+
+
+def machine_paths() -> list[str]:
+    """Absolute folders of this machine that a chapter might print."""
+    from llm_from_scratch.utils import artifacts_dir
+
+    found = {str(book.ROOT), str(Path.home()), tempfile.gettempdir(),
+             str(artifacts_dir("smoke").parent)}
+    if os.environ.get("LLMFS_DATA"):
+        found.add(str(Path(os.environ["LLMFS_DATA"]).resolve()))
+    return sorted((p for p in found if len(p) > 1), key=len, reverse=True)
+
+
+# Chapters whose outputs were not yet brought within these checks when they were added
+# (their owners were told in /work/coord/notes-polish.md). Each is an expected failure,
+# reported as such, never as a pass; remove a chapter from here once it is fixed.
+PENDING = {"06_data_parallel", "08_instruction_tuning", "09_dpo", "10_evaluation",
+           "A_troubleshooting", "C_package"}
+CHAPTERS = [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(
+                reason="outputs not yet within the page (see PENDING)", strict=False))
+            if p.stem in PENDING else pytest.param(p, id=p.stem)
+            for p in book.chapter_paths()]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_printed_lines_fit_the_code_box(chapter, build_env):
+    wide = [(i, len(line), line[:60]) for i, line in printed_lines(executed(chapter))
+            if len(line) > WIDTH]
+    assert not wide, (f"{chapter.name}: printed lines wider than {WIDTH} characters "
+                      f"wrap mid-token in the PDF (cell, length, start): {wide[:5]}")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_absolute_build_paths_are_printed(chapter, build_env):
+    paths = machine_paths()
+    bad = [(i, line[:80]) for i, line in printed_lines(executed(chapter))
+           if any(p in line for p in paths)]
+    assert not bad, (f"{chapter.name}: prints paths of the build machine; print them "
+                     f"relative to the data or artifacts folder: {bad[:5]}")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_progress_bars_leave_one_final_line_without_eta(chapter, build_env):
+    bad = [(i, line[:80]) for i, line in printed_lines(executed(chapter))
+           if TQDM_BAR.search(line) or ETA.search(line) or "\r" in line]
+    assert not bad, (f"{chapter.name}: a drawn progress bar or an ETA in the outputs "
+                     f"(use llm_from_scratch.utils.progress): {bad[:5]}")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_figure_text_prints_at_7pt_or_more(chapter, build_env):
+    small = []
+    for i, cell in enumerate(executed(chapter)["cells"]):
+        for out in cell.get("outputs", []):
+            pdf = out.get("data", {}).get("application/pdf")
+            if pdf:
+                sizes = printed_sizes(base64.b64decode(pdf), PRINT_WIDTH)
+                if sizes and min(sizes) < SMALL - 0.05:  # 0.05 pt: rounding of scale
+                    small.append((i, round(min(sizes), 2)))
+    assert not small, (f"{chapter.name}: figure text below {SMALL} pt at print size "
+                       f"(cell, smallest pt); a figure wider than {PRINT_WIDTH} in is "
+                       f"shrunk to the text width: {small}")

@@ -78,6 +78,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name in ("sample_steps", "betas"):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
+    ds_config = _deepspeed_file(args.deepspeed_config, args.parallel)
+    if args.parallel == "deepspeed" and not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed's import
     launch = init_distributed(args.backend)  # a single process joins no group
     rank, world = launch.rank, launch.world_size
     try:
@@ -85,14 +88,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             # --batch-size is the global batch: each rank gets its share of it, so
             # N processes train on the batches one process would.
             batch = get_profile(args.profile).train.batch_size
-            overrides["batch_size"] = rank_batch_size(
-                overrides.get("batch_size", batch), world)
+            rank_batch_size(overrides.get("batch_size", batch), world)  # or an error
             if rank == 0:  # one process makes the tokenizer and shards; the rest wait
                 prepare_tokens(args.profile, args.data)
             torch.distributed.barrier()
         result, _, _ = pretrain(args.profile, data_path=args.data, out_dir=args.out,
                                 resume=not args.restart, stop_at_step=args.stop_at_step,
-                                parallel=args.parallel, **overrides)
+                                parallel=args.parallel, ds_config=ds_config,
+                                **overrides)
     finally:
         close_distributed()
     if rank != 0:
@@ -117,6 +120,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.stopped in ("SIGINT", "SIGTERM"):
         return 128 + signal.Signals[result.stopped].value  # the shell's convention
     return 0
+
+
+def _deepspeed_file(path: Path | None, parallel: str | None) -> dict | None:
+    """The JSON of --deepspeed-config, or a one-line error."""
+    import json
+
+    if path is None:
+        return None
+    if parallel != "deepspeed":
+        raise LaunchError("--deepspeed-config needs --parallel deepspeed")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"cannot read the DeepSpeed config {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise LaunchError(f"the DeepSpeed config {path} is not a JSON object")
+    return config
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -427,6 +447,10 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llmfs", description=__doc__.splitlines()[0])
+    # DeepSpeed's launcher puts --local_rank=N before the subcommand (torchrun and
+    # it also set LOCAL_RANK, which is what the package reads).
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help=cmd_info.__doc__)
     _add_profile(info)
@@ -446,12 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop cleanly, with a checkpoint, after this step")
     train.add_argument("--parallel", choices=PARALLEL_METHODS, default=None,
                        help="how several processes share the training under torchrun "
-                       "(default: ddp, PyTorch's DistributedDataParallel)")
+                       "or deepspeed: ddp (default, PyTorch's DDP), fsdp (FSDP2), "
+                       "zero1 (ZeRO stage 1 by hand), deepspeed (its engine)")
+    train.add_argument("--deepspeed-config", type=Path, default=None, metavar="FILE",
+                       help="DeepSpeed's JSON configuration for --parallel deepspeed "
+                       "(default: ZeRO stage 1); the run sets its batch sizes and "
+                       "clipping")
     train.add_argument("--backend", choices=["nccl", "gloo"], default=None,
                        help="torch.distributed backend (default: nccl with GPUs, "
                        "gloo without)")
     train.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                       help=argparse.SUPPRESS)  # appended by DeepSpeed's launcher
+                       help=argparse.SUPPRESS)  # DeepSpeed's, after a script
     _add_train_options(train)
     train.set_defaults(func=cmd_train)
 

@@ -207,6 +207,8 @@ class EvalSizes:
 
 @dataclass(frozen=True)
 class Profile:
+    """One profile: its name, a line saying what it is for, and a section per chapter."""
+
     name: str
     summary: str
     data: DataSizes

@@ -26,8 +26,8 @@ from llm_from_scratch.distributed import (PARALLEL_METHODS, LaunchError,
                                           rank_batch_size)
 from llm_from_scratch.precision import CHOICES as PRECISION_CHOICES
 from llm_from_scratch.precision import choose_precision
-from llm_from_scratch.profiles import (PROFILE_NAMES, SFTSizes, TrainSizes,
-                                       UnknownProfileError, get_profile)
+from llm_from_scratch.profiles import (PROFILE_NAMES, DPOSizes, SFTSizes,
+                                       TrainSizes, UnknownProfileError, get_profile)
 from llm_from_scratch.train import TrainConfig
 from llm_from_scratch.utils import artifacts_dir, pick_device
 
@@ -78,6 +78,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name in ("sample_steps", "betas"):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
+    ds_config = _deepspeed_file(args.deepspeed_config, args.parallel)
+    if args.parallel == "deepspeed" and not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed's import
     launch = init_distributed(args.backend)  # a single process joins no group
     rank, world = launch.rank, launch.world_size
     try:
@@ -85,14 +88,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             # --batch-size is the global batch: each rank gets its share of it, so
             # N processes train on the batches one process would.
             batch = get_profile(args.profile).train.batch_size
-            overrides["batch_size"] = rank_batch_size(
-                overrides.get("batch_size", batch), world)
+            rank_batch_size(overrides.get("batch_size", batch), world)  # or an error
             if rank == 0:  # one process makes the tokenizer and shards; the rest wait
                 prepare_tokens(args.profile, args.data)
             torch.distributed.barrier()
         result, _, _ = pretrain(args.profile, data_path=args.data, out_dir=args.out,
                                 resume=not args.restart, stop_at_step=args.stop_at_step,
-                                parallel=args.parallel, **overrides)
+                                parallel=args.parallel, ds_config=ds_config,
+                                **overrides)
     finally:
         close_distributed()
     if rank != 0:
@@ -117,6 +120,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.stopped in ("SIGINT", "SIGTERM"):
         return 128 + signal.Signals[result.stopped].value  # the shell's convention
     return 0
+
+
+def _deepspeed_file(path: Path | None, parallel: str | None) -> dict | None:
+    """The JSON of --deepspeed-config, or a one-line error."""
+    import json
+
+    if path is None:
+        return None
+    if parallel != "deepspeed":
+        raise LaunchError("--deepspeed-config needs --parallel deepspeed")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"cannot read the DeepSpeed config {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise LaunchError(f"the DeepSpeed config {path} is not a JSON object")
+    return config
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -180,6 +200,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_resumed(result) -> None:
+    """Say whether a tuning run resumed, or had nothing left to do."""
+    if result.resumed_from and result.resumed_from == result.step:
+        print(f"nothing to do: the run was already at step {result.step}")
+    elif result.resumed_from:
+        print(f"resumed from step {result.resumed_from}")
+
+
+def _stopped(result) -> int:
+    """Say where a run that stopped early stands; its exit code (the shell's
+    convention after a signal, else 0)."""
+    print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
+          f"{result.checkpoint}; run the same command again to resume")
+    if result.stopped in ("SIGINT", "SIGTERM"):
+        return 128 + signal.Signals[result.stopped].value
+    return 0
+
+
 # SFTSizes fields that `llmfs sft` can override (the rest belong to the chapter).
 SFT_OPTIONS = [f.name for f in dataclasses.fields(SFTSizes)
                if f.name not in ("eval_instructions", "examples_shown")]
@@ -198,23 +236,51 @@ def cmd_sft(args: argparse.Namespace) -> int:
     print(f"run:          {run.run_dir}")
     print(f"instructions: {len(run.instructions['train']):,} for training, "
           f"{len(run.instructions['valid']):,} held out (validation split)")
-    if result.resumed_from and result.resumed_from == result.step:
-        print(f"nothing to do: the run was already at step {result.step}")
-    elif result.resumed_from:
-        print(f"resumed from step {result.resumed_from}")
+    _say_resumed(result)
     print(f"steps:        {result.step:,}, {result.tokens:,} tokens, "
           f"{result.seconds:,.0f} s of training")
     if result.stopped:
-        print(f"stopped ({result.stopped}) at step {result.step}; checkpoint "
-              f"{result.checkpoint}; run the same command again to resume")
-        if result.stopped in ("SIGINT", "SIGTERM"):
-            return 128 + signal.Signals[result.stopped].value
-        return 0
+        return _stopped(result)
     val = result.rows("val_loss")
     if val:
         print(f"validation:   loss {val[-1]['val_loss']:.4f} on held-out replies")
     print(f"model:        {run.export}")
     print(f"talk to it:   llmfs chat --model {run.export}")
+    return 0
+
+
+# What `llmfs dpo` can override: DPOSizes' fields (the sweep and the KL estimate
+# belong to the chapter; beta has its own option) and its loop's numbers.
+DPO_HINTS = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(DPOSizes)}
+DPO_OPTIONS = [f.name for f in dataclasses.fields(DPOSizes)
+               if f.name not in ("loop", "beta", "beta_sweep", "kl_prompts")] + [
+    f.name for f in dataclasses.fields(TrainConfig)
+    if DPO_HINTS[f.name] in (int, float, str) and f.name != "keep_checkpoints"]
+
+
+def cmd_dpo(args: argparse.Namespace) -> int:
+    """Preference-tune chapter 08's model with DPO (chapter 09); resumes."""
+    from llm_from_scratch.dpo import dpo
+
+    overrides = {k: getattr(args, k) for k in DPO_OPTIONS
+                 if getattr(args, k) is not None}
+    run = dpo(args.profile, beta=args.beta, sft_dir=args.sft, pairs_file=args.pairs,
+              data_path=args.data, out_dir=args.out, resume=not args.restart,
+              stop_at_step=args.stop_at_step, **overrides)
+    result = run.result
+    print(f"run:        {run.run_dir}")
+    print(f"pairs:      {len(run.pairs['train']):,} for training, "
+          f"{len(run.pairs['valid']):,} held out (validation split); beta {run.beta:g}")
+    _say_resumed(result)
+    print(f"steps:      {result.step:,}, {result.seconds:,.0f} s of training")
+    if result.stopped:
+        return _stopped(result)
+    for last in run.heldout()[-1:]:  # none when every held-out instruction tied
+        print(f"held out:   reward accuracy {last['accuracy']:.3f}, margin "
+              f"{last['margin']:+.3f}, loss {last['loss']:.4f} "
+              f"({last['pairs']} pairs)")
+    print(f"model:      {run.export}")
+    print(f"talk to it: llmfs chat --model {run.export}")
     return 0
 
 
@@ -381,6 +447,10 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llmfs", description=__doc__.splitlines()[0])
+    # DeepSpeed's launcher puts --local_rank=N before the subcommand (torchrun and
+    # it also set LOCAL_RANK, which is what the package reads).
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help=cmd_info.__doc__)
     _add_profile(info)
@@ -400,12 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop cleanly, with a checkpoint, after this step")
     train.add_argument("--parallel", choices=PARALLEL_METHODS, default=None,
                        help="how several processes share the training under torchrun "
-                       "(default: ddp, PyTorch's DistributedDataParallel)")
+                       "or deepspeed: ddp (default, PyTorch's DDP), fsdp (FSDP2), "
+                       "zero1 (ZeRO stage 1 by hand), deepspeed (its engine)")
+    train.add_argument("--deepspeed-config", type=Path, default=None, metavar="FILE",
+                       help="DeepSpeed's JSON configuration for --parallel deepspeed "
+                       "(default: ZeRO stage 1); the run sets its batch sizes and "
+                       "clipping")
     train.add_argument("--backend", choices=["nccl", "gloo"], default=None,
                        help="torch.distributed backend (default: nccl with GPUs, "
                        "gloo without)")
     train.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                       help=argparse.SUPPRESS)  # appended by DeepSpeed's launcher
+                       help=argparse.SUPPRESS)  # DeepSpeed's, after a script
     _add_train_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -463,6 +538,35 @@ def build_parser() -> argparse.ArgumentParser:
                            metavar=name.split("_")[-1].upper())
     tune.set_defaults(func=cmd_sft)
 
+    pref = sub.add_parser("dpo", help=cmd_dpo.__doc__, description=cmd_dpo.__doc__)
+    pref.add_argument("--profile", default="auto", help=", ".join(PROFILE_NAMES))
+    pref.add_argument("--sft", type=Path, default=None,
+                      help="the SFT model's Hugging Face directory (default: "
+                      "artifacts/<profile>/chat, made if missing)")
+    pref.add_argument("--pairs", type=Path, default=None,
+                      help="training pairs, JSONL rows of prompt, chosen, rejected "
+                      "(default: sampled from the SFT model once, then reused)")
+    pref.add_argument("--beta", type=float, default=None,
+                      help="DPO's beta, > 0 (default: the profile's)")
+    pref.add_argument("--data", default=None,
+                      help="folder of TinyStories text files (default: $LLMFS_DATA)")
+    pref.add_argument("--out", default=None,
+                      help="run folder (default: artifacts/<profile>/preference/runs/<id>)")
+    pref.add_argument("--restart", action="store_true",
+                      help="start again instead of resuming a checkpoint")
+    pref.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
+                      help="stop cleanly, with a checkpoint, after this step")
+    group = pref.add_argument_group("overrides of the profile's DPOSizes and its "
+                                    "loop (TrainConfig)")
+    for name in DPO_OPTIONS:
+        if name in TRAIN_CHOICES:
+            group.add_argument("--" + name.replace("_", "-"),
+                               choices=TRAIN_CHOICES[name])
+        else:
+            group.add_argument("--" + name.replace("_", "-"), type=DPO_HINTS[name],
+                               metavar=name.split("_")[-1].upper())
+    pref.set_defaults(func=cmd_dpo)
+
     talk = sub.add_parser("chat", help=cmd_chat.__doc__,
                           description=cmd_chat.__doc__ + " Replies are streamed; "
                           "the conversation is kept while it fits the context.")
@@ -505,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from llm_from_scratch.dpo import DPOConfigError, PairsFormatError
     from llm_from_scratch.instruct import ChatFormatError
     from llm_from_scratch.sft import InstructionSetError
 
@@ -514,7 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UnknownProfileError, DataNotFoundError, CheckpointError,
-            ChatFormatError, InstructionSetError, LaunchError) as exc:
+            ChatFormatError, InstructionSetError, LaunchError, DPOConfigError,
+            PairsFormatError) as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.NonFiniteLossError: its diagnosis

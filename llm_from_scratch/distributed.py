@@ -470,17 +470,182 @@ def load_sharded(path, model: nn.Module, optimizer=None, **extra) -> dict:
     return {k: state[k] for k in extra}
 
 
-PARALLEL_METHODS = ("ddp",)  # what `llmfs train --parallel` offers
+PARALLEL_METHODS = ("ddp", "fsdp", "zero1", "deepspeed")  # `llmfs train --parallel`
 
 
-def parallelize(model: nn.Module, method: str = "ddp") -> nn.Module:
-    """The model wrapped for data-parallel training by ``method``, for the loop.
+class GatheredState:
+    """An optimizer's state dict, already gathered from the shards: what the
+    loop's save_checkpoint asks an optimizer for."""
 
-    The loop (chapter 04) takes the wrapped model as given: it averages nothing
-    itself, sums losses and token counts over the ranks, and checkpoints the
-    plain model inside the wrapper from rank 0.
+    def __init__(self, state: dict):
+        self.state = state
+
+    def state_dict(self) -> dict:
+        return self.state
+
+
+def _whole(t):
+    """A DTensor's whole value (a collective: every rank calls it); else t."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def _plain_twin(model: nn.Module, optimizer, make_plain):
+    """A plain model and an optimizer of the same class over its parameters, with
+    the optimizer's parameter groups (their hyper-parameters too)."""
+    plain = make_plain()
+    index = {id(p): q for p, q in zip(model.parameters(), plain.parameters())}
+    groups = [{**{k: v for k, v in g.items() if k != "params"},
+               "params": [index[id(p)] for p in g["params"]]}
+              for g in optimizer.param_groups]
+    return plain, type(optimizer)(groups)
+
+
+def fsdp_sharding(make_plain):
+    """The loop's hooks for an FSDP2 model: its shards gathered into a plain copy
+    for checkpoints and samples; a checkpoint loaded into plain copies on every
+    rank and cut back into this rank's shards. ``make_plain()``: the unsharded
+    model's architecture (its weights are overwritten)."""
+    from torch.distributed.tensor import distribute_tensor
+
+    from llm_from_scratch.train import Sharding
+
+    def whole(model, optimizer):
+        weights = {k: _whole(v) for k, v in model.state_dict().items()}
+        saved = optimizer.state_dict() if optimizer else {"state": {}}
+        state = {i: {k: _whole(v) for k, v in s.items()}
+                 for i, s in saved["state"].items()}
+        if dist.get_rank() != 0:
+            return None
+        plain = make_plain()
+        plain.load_state_dict(weights)
+        return plain, optimizer and GatheredState(
+            {"state": state, "param_groups": saved["param_groups"]})
+
+    @torch.no_grad()
+    def load(load_fn, model, optimizer):
+        plain, plain_opt = _plain_twin(model, optimizer, make_plain)
+        found = load_fn(plain, plain_opt)
+        if found is None:
+            return None
+        params = list(model.parameters())
+        for p, q in zip(params, plain.parameters()):
+            p.copy_(distribute_tensor(q.detach(), p.device_mesh, p.placements))
+        saved = plain_opt.state_dict()
+        state = {i: {k: distribute_tensor(v, params[i].device_mesh,
+                                          params[i].placements) if v.dim() else v
+                     for k, v in s.items()} for i, s in saved["state"].items()}
+        optimizer.load_state_dict({"state": state,
+                                   "param_groups": saved["param_groups"]})
+        return found
+
+    return Sharding(whole=whole, load=load)
+
+
+def zero1_sharding():
+    """The loop's hooks for ZeRO1: the optimizer sharded, its state gathered for
+    checkpoints (ZeRO1 loads its share of a whole one by itself)."""
+    from llm_from_scratch.train import Sharding
+
+    def whole(model, optimizer):
+        state = optimizer.state_dict() if optimizer else None  # a collective
+        return (model, optimizer and GatheredState(state)) if dist.get_rank() == 0 \
+            else None
+
+    return Sharding(optimizer=ZeRO1, whole=whole)
+
+
+def deepspeed_sharding(engine, make_plain):
+    """The loop's hooks for a DeepSpeed engine: its backward and step replace
+    the loop's (it averages, clips and steps itself); its checkpoints hold the
+    whole weights (ZeRO-3's gathered), for `llmfs generate` and other runs to
+    start from. DeepSpeed keeps the optimizer state in flat buffers of its own
+    layout, so those checkpoints do not resume a run: a resume is refused."""
+    import deepspeed
+
+    from llm_from_scratch.checkpoint import CheckpointMismatchError
+    from llm_from_scratch.train import Sharding
+
+    def whole(model, optimizer):
+        params = list(model.parameters())
+        with deepspeed.zero.GatheredParameters(params, enabled=hasattr(
+                params[0], "ds_id")):  # ZeRO-3: every rank gathers
+            weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if dist.get_rank() != 0:
+            return None
+        plain = make_plain()
+        plain.load_state_dict(weights)
+        return plain, GatheredState({"state": {}, "param_groups": []})
+
+    def load(load_fn, model, optimizer):
+        if load_fn(make_plain(), None) is not None:
+            raise CheckpointMismatchError(
+                "a --parallel deepspeed run's checkpoints hold its weights, not "
+                "DeepSpeed's optimizer state: they do not resume (start again "
+                "with --restart, or train with ddp, fsdp or zero1)")
+
+    def backward(loss):
+        boundary = engine.is_gradient_accumulation_boundary()
+        engine.backward(loss)  # scaled by 1 / its gradient_accumulation_steps
+        if not boundary:
+            engine.step()  # counts the micro-batch; the update waits for the last
+
+    def step():
+        engine.step()
+        return engine.get_global_grad_norm() or 0.0
+
+    return Sharding(optimizer=lambda groups, make: engine.optimizer, whole=whole,
+                    load=load, backward=backward, step=step)
+
+
+def deepspeed_run_config(base: dict | None, micro_batch: int, grad_accum: int,
+                         world_size: int, grad_clip: float) -> dict:
+    """A run's DeepSpeed configuration: ``base`` (a file's; None: ZeRO-1) with the
+    run's batch sizes and clipping, which a file may leave out but not contradict.
+    The run's --precision decides the arithmetic (the loop's autocast), so a file
+    that turns on DeepSpeed's bf16 or fp16 is refused too."""
+    run = deepspeed_config(1, micro_batch, grad_accum, world_size, "fp32", grad_clip)
+    out = {**run, **(base or {})}
+    for key in ("train_batch_size", "train_micro_batch_size_per_gpu",
+                "gradient_accumulation_steps", "gradient_clipping"):
+        if out[key] != run[key]:
+            raise LaunchError(f"the DeepSpeed config sets {key} to {out[key]} and the "
+                              f"run needs {run[key]}: leave it out of the file")
+    for key in ("bf16", "fp16"):
+        if out[key].get("enabled"):
+            raise LaunchError(f"the DeepSpeed config enables {key}: leave it out and "
+                              f"pass --precision {key} instead")
+    return out
+
+
+def parallelize(model: nn.Module, method: str, make_plain, config=None,
+                micro_batch: int | None = None, ds_config: dict | None = None):
+    """(the model wrapped for data-parallel training by ``method``, the loop's
+    Sharding hooks), for chapter 04's loop.
+
+    ddp: PyTorch DDP; zero1: DDP's averaged gradients and ZeRO1's sharded
+    optimizer; fsdp: FSDP2 per block; deepspeed: an engine around the model and
+    an AdamW of ``config`` (the loop's TrainConfig), configured by ``ds_config``
+    and the run (``micro_batch`` sequences per rank). The loop averages nothing
+    itself; it sums losses and token counts over the ranks, and rank 0 writes
+    checkpoints of the whole state, which any method and any world size resume
+    (DeepSpeed's excepted). ``make_plain()`` builds the unsharded model.
     """
+    from llm_from_scratch.train import Sharding
+
     if method not in PARALLEL_METHODS:
         raise LaunchError(f"--parallel must be one of {', '.join(PARALLEL_METHODS)}, "
                           f"not {method!r}")
-    return apply_ddp(model)
+    if method == "ddp":
+        return apply_ddp(model), Sharding()
+    if method == "zero1":
+        return apply_ddp(model), zero1_sharding()
+    if method == "fsdp":
+        return apply_fsdp(model), fsdp_sharding(make_plain)
+    from llm_from_scratch.optim import AdamW, param_groups
+
+    optimizer = AdamW(param_groups(model, config.weight_decay), lr=config.lr,
+                      betas=config.betas, eps=config.eps)
+    ds = deepspeed_run_config(ds_config, micro_batch, config.grad_accum,
+                              dist.get_world_size(), config.grad_clip)
+    engine = apply_deepspeed(model, optimizer, ds)
+    return engine, deepspeed_sharding(engine, make_plain)

@@ -384,6 +384,7 @@ CARD_METRIC = {"cloze": "acc_norm", "final_word": "acc"}  # what the card shows
 
 
 def cloze_task(folder: str | Path, items: list[dict]) -> Path:
+    """The cloze task's YAML and items in folder: multiple choice, acc_norm."""
     return write_task(folder, "cloze", items,
                       {"output_type": "multiple_choice", "doc_to_text": "context",
                        "doc_to_choice": "choices", "doc_to_target": "label"},
@@ -391,6 +392,7 @@ def cloze_task(folder: str | Path, items: list[dict]) -> Path:
 
 
 def final_word_task(folder: str | Path, items: list[dict]) -> Path:
+    """The final-word task's YAML and items in folder: loglikelihood, acc."""
     return write_task(folder, "final_word", items,
                       {"output_type": "loglikelihood", "doc_to_text": "context",
                        "doc_to_target": "target", "target_delimiter": ""},

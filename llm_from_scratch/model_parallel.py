@@ -39,6 +39,7 @@ from torch import nn
 
 from llm_from_scratch.model import GPTConfig, parameter_counts
 
+
 #: what the from-scratch operators sent: {"all_reduce": calls, "bytes": bytes}
 TP_COMM = {"all_reduce": 0, "bytes": 0}
 

@@ -29,7 +29,7 @@ from llm_from_scratch.precision import peak_flops, resolve_precision
 from llm_from_scratch.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.storage import file_sha256, json_digest, write_atomic
 from llm_from_scratch.train import (REPORTING_FIELDS, TrainResult, evaluate,
-                                    rank_and_world, train)
+                                    rank_and_world, train, unwrap)
 
 PROMPT = "Once upon a time"
 
@@ -82,14 +82,15 @@ def run_id(config, mconfig, sizes, data: dict) -> str:
 def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = None,
              out_dir: str | os.PathLike | None = None, resume: bool = True,
              stop_at_step: int | None = None, parallel: str | None = None,
-             **overrides):
+             ds_config: dict | None = None, **overrides):
     """Pretrain the profile's model on its token shards; returns (result, model, tok).
 
     ``overrides`` replace fields of the profile's TrainConfig (``lr``, ``max_steps``,
     ``precision``...) or of its TrainSizes (``batch_size``, ``seed``...). A finished
     run of the same configuration and data is reused as it is; an interrupted one
     is resumed. Under torchrun, ``parallel`` says how the processes share the
-    model (chapter 06's ``parallelize``; DDP by default).
+    model (chapter 06's ``parallelize``: ddp by default, fsdp, zero1, deepspeed
+    with ``ds_config``), each on its share of every global batch.
     """
     from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
@@ -113,46 +114,51 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     rank, world = rank_and_world()
     set_seed(sizes.seed)
     model = GPT(mconfig).to(device)
-    wrapped = model
-    if world > 1:  # one replica per process, gradients averaged in backward
-        from llm_from_scratch.distributed import parallelize
+    wrapped, sharding, b = model, None, sizes.batch_size  # b: this rank's share
+    if world > 1:  # chapter 06: one model shared by the processes
+        from llm_from_scratch.distributed import parallelize, rank_batch_size
 
-        wrapped = parallelize(model, parallel or "ddp")  # chapter 06
+        b = rank_batch_size(sizes.batch_size, world)
+        wrapped, sharding = parallelize(model, parallel or "ddp", lambda: GPT(mconfig),
+                                        used, b, ds_config)
     ctx = mconfig.context_len
-    train_batches = ShuffledBatches(TokenWindows(shards["train"], ctx),
-                                    sizes.batch_size, seed=sizes.seed, rank=rank,
-                                    world_size=world)
-    valid = TokenWindows(shards["valid"], ctx)
-    val_batches = spread_batches(valid, sizes.batch_size, sizes.eval_batches, rank,
-                                 world)
+    train_batches = ShuffledBatches(TokenWindows(shards["train"], ctx), b,
+                                    seed=sizes.seed, rank=rank, world_size=world)
+    valid = TokenWindows(shards["valid"], ctx)  # the 1-process rows, shared out:
+    val_batches = spread_batches(valid, b, sizes.eval_batches * world, rank, world)
     token_bytes = token_byte_lengths(tok)
     meta = {"profile": P.name, "batch_size": sizes.batch_size, "seed": sizes.seed,
             "eval_batches": sizes.eval_batches, "sample_tokens": sizes.sample_tokens,
-            **data}
+            "parallel": parallel if world > 1 else None, **data}
     result = train(wrapped, train_batches, config, val_data=val_batches, out_dir=out,
                    run_files={TOKENIZER_FILE: tok.to_str()}, token_bytes=token_bytes,
                    sample_fn=make_sampler(tok, sizes, ctx),
                    flops_per_token=flops_per_token(mconfig)["total"],
                    peak_flops=peak_flops(device, used.precision), meta=meta,
-                   resume=resume, stop_at_step=stop_at_step)
+                   resume=resume, stop_at_step=stop_at_step, sharding=sharding)
     if result.stopped is None:
+        whole = sharding.whole(unwrap(wrapped), None) if sharding and sharding.whole \
+            else (model, None)  # the whole weights on rank 0, for the export
         finish_run(out, model, tok, valid, sizes.batch_size, used.precision,
-                   token_bytes, artifacts_dir(P.name) / "pretrained", rid)
+                   token_bytes, artifacts_dir(P.name) / "pretrained", rid,
+                   whole[0] if rank == 0 else None)
     return result, model, tok
 
 
 def finish_run(out: Path, model: nn.Module, tok, valid, batch_size: int,
                precision: str, token_bytes: torch.Tensor, export: Path,
-               rid: str) -> None:
+               rid: str, plain: nn.Module | None = None) -> None:
     """After a finished run: the whole validation split evaluated once (final.json),
-    and the model exported in Hugging Face's layout (rank 0 writes)."""
+    and the model exported in Hugging Face's layout (rank 0 writes ``plain``, the
+    whole model, when ``model`` is sharded). ``batch_size``: the global batch."""
     from llm_from_scratch.hf import save_hf
 
     rank, world = rank_and_world()
     final = out / "final.json"
     if not final.exists():  # every process evaluates its share of the split
-        r = evaluate(model, spread_batches(valid, batch_size, None, rank, world),
-                     precision, token_bytes)
+        rows = len(valid) // batch_size * world  # 1 process's, shared out evenly
+        r = evaluate(model, spread_batches(valid, batch_size // world, rows, rank,
+                                           world), precision, token_bytes)
         device = next(model.parameters()).device
         threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
         r.update(device=f"{device}{threads}", precision=precision,
@@ -160,7 +166,7 @@ def finish_run(out: Path, model: nn.Module, tok, valid, batch_size: int,
         if rank == 0:
             write_atomic(final, json.dumps(r, indent=1))
     if rank == 0:
-        export_run(export, rid, out, lambda tmp: save_hf(model, tmp, tok))
+        export_run(export, rid, out, lambda tmp: save_hf(plain or model, tmp, tok))
 
 
 def final_evaluation(result: TrainResult) -> dict:

@@ -168,6 +168,29 @@ class SFTSizes:
 
 
 @dataclass(frozen=True)
+class DPOSizes:
+    """Chapter 09: the on-policy preference pairs and the DPO runs.
+
+    ``loop`` is a DPO run's training-loop configuration (``train.TrainConfig``; its
+    ``eval_interval`` spaces the held-out pair metrics); the rest is what DPO adds
+    around it. The model is chapter 08's.
+    """
+
+    loop: TrainConfig  # what train() takes, as it takes it
+    pair_prompts: int  # training instructions sampled for the training pairs
+    heldout_prompts: int  # validation instructions (not the rates') for held-out pairs
+    samples: int  # replies sampled per instruction (chosen: a best, rejected: a worst)
+    temperature: float  # of the sampling (1: the model's own distribution)
+    top_p: float  # nucleus of the sampling (1: none)
+    max_new_tokens: int  # longest sampled reply, in tokens (the context may cut it)
+    beta: float  # DPO's beta: how far the policy may move from the reference
+    beta_sweep: tuple[float, ...]  # the chapter's sweep of beta
+    batch_size: int  # pairs per micro-batch (twice as many sequences)
+    seed: int  # sampling and data order
+    kl_prompts: int  # held-out prompts whose sampled replies estimate the KL
+
+
+@dataclass(frozen=True)
 class EvalSizes:
     """Chapter 10: how many items each task has, and how the models are sampled."""
 
@@ -184,6 +207,8 @@ class EvalSizes:
 
 @dataclass(frozen=True)
 class Profile:
+    """One profile: its name, a line saying what it is for, and a section per chapter."""
+
     name: str
     summary: str
     data: DataSizes
@@ -194,6 +219,7 @@ class Profile:
     parallel: ParallelSizes
     model_parallel: ModelParallelSizes
     sft: SFTSizes
+    dpo: DPOSizes
     eval: EvalSizes
 
 
@@ -236,6 +262,14 @@ PROFILES: dict[str, Profile] = {
                 checkpoint_interval=15),
             per_story=1, max_constraints=2, eval_instructions=24, batch_size=8,
             eval_batches=2, seed=0, examples_shown=2),
+        dpo=DPOSizes(
+            loop=TrainConfig(
+                max_steps=8, lr=1e-4, min_lr=1e-5, warmup_steps=2, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="fp32", eval_interval=4,
+                checkpoint_interval=4),
+            pair_prompts=48, heldout_prompts=16, samples=4, temperature=1.0,
+            top_p=1.0, max_new_tokens=32, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
+            batch_size=4, seed=0, kl_prompts=8),
         eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
                        contamination_threshold=0.5, samples=8, sample_tokens=48,
                        batch_size=16, seed=0, instructions=24),
@@ -285,6 +319,14 @@ PROFILES: dict[str, Profile] = {
                 checkpoint_interval=50),
             per_story=2, max_constraints=3, eval_instructions=300, batch_size=16,
             eval_batches=8, seed=0, examples_shown=3),
+        dpo=DPOSizes(
+            loop=TrainConfig(
+                max_steps=50, lr=1e-4, min_lr=1e-5, warmup_steps=5, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=10,
+                checkpoint_interval=25),
+            pair_prompts=192, heldout_prompts=48, samples=4, temperature=1.0,
+            top_p=1.0, max_new_tokens=160, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
+            batch_size=8, seed=0, kl_prompts=32),
         eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
                        contamination_threshold=0.5, samples=32, sample_tokens=200,
                        batch_size=16, seed=0, instructions=200),
@@ -333,6 +375,15 @@ PROFILES: dict[str, Profile] = {
                 checkpoint_interval=200),
             per_story=4, max_constraints=3, eval_instructions=500, batch_size=32,
             eval_batches=20, seed=0, examples_shown=3),
+        dpo=DPOSizes(
+            loop=TrainConfig(
+                max_steps=600, lr=5e-6, min_lr=5e-7, warmup_steps=30, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=50,
+                checkpoint_interval=200),
+            pair_prompts=4000, heldout_prompts=400, samples=8, temperature=1.0,
+            top_p=1.0, max_new_tokens=400, beta=0.1,
+            beta_sweep=(0.01, 0.03, 0.1, 0.3, 1.0), batch_size=32, seed=0,
+            kl_prompts=256),
         eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
                        contamination_threshold=0.5, samples=64, sample_tokens=256,
                        batch_size=64, seed=0, instructions=500),

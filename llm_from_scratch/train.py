@@ -23,8 +23,11 @@ steps and returns a ``TrainResult``. Its contract:
   counts and metrics are summed over ranks; DDP's ``no_sync`` (FSDP2's
   ``set_requires_gradient_sync``) skips the gradient all-reduce on all but the last
   micro-batch; the wrapper is expected to average gradients over ranks, as DDP and
-  FSDP do; only rank 0 writes checkpoints, logs and samples; each rank's data
-  position is saved and given back to that rank on resume.
+  FSDP do (or an engine's hooks do it all: ``Sharding``); only rank 0 writes
+  checkpoints, logs and samples, from the whole state that every rank helps to
+  gather. Each rank's data position is saved; a resume under another world size
+  (or parallel method) continues when the position is global, as
+  ShuffledBatches' is, and is refused in one line when it is not.
 - ``out_dir`` is the run folder: ``run.json`` (model and training configuration),
   the files of ``run_files`` (e.g. ``tokenizer.json``), ``metrics.jsonl`` and the
   last ``config.keep_checkpoints`` checkpoints. A run resumes from its newest sound
@@ -54,7 +57,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.batches import BatchStream
-from llm_from_scratch.checkpoint import load_latest, save_checkpoint
+from llm_from_scratch.checkpoint import (CheckpointMismatchError, load_latest,
+                                         save_checkpoint)
 from llm_from_scratch.metrics import IGNORE_INDEX, bits_per_byte, target_bytes
 from llm_from_scratch.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from llm_from_scratch.precision import (LossScaler, autocast, choose_precision,
@@ -89,6 +93,9 @@ class TrainConfig:
 # a run may resume with other values of these.
 REPORTING_FIELDS = ("compile", "eval_interval", "sample_steps", "checkpoint_interval",
                     "keep_checkpoints")
+# What a run may change when it resumes, because the checkpoint holds the whole
+# state whatever wrote it: the number of processes and how they share the model.
+RESHARDABLE = ("world_size", "parallel")
 
 
 def next_token_loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -251,13 +258,16 @@ def _model_config(model: nn.Module) -> dict | None:
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                next_batch: Callable[[], object], config: TrainConfig, step: int = 0,
                loss_fn: Callable = next_token_loss,
-               scaler: LossScaler | None = None) -> dict:
+               scaler: LossScaler | None = None,
+               sharding: Sharding | None = None) -> dict:
     """One optimizer step: ``config.grad_accum`` micro-batches, then clip and update.
 
     Returns lr, loss (the mean over every target of the step), targets, grad_norm and
     skipped (an fp16 overflow); or lr and ``bad``, what went non-finite, without
-    updating (the gradients stay, for the diagnosis).
+    updating (the gradients stay, for the diagnosis). ``sharding``: an engine's
+    own backward and step (DeepSpeed's) in place of the loop's.
     """
+    engine = sharding if sharding and sharding.step else None
     device = next(p for g in optimizer.param_groups for p in g["params"]).device
     params = [p for g in optimizer.param_groups for p in g["params"]]
     scaler = scaler or LossScaler(enabled=False)
@@ -267,16 +277,21 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     loss_total, n_total, ref = 0.0, 0.0, None
     for i in range(config.grad_accum):
         batch = _to(next_batch(), device)
-        with _no_sync(model, skip=i < config.grad_accum - 1):  # all-reduce once
+        skip = i < config.grad_accum - 1  # all-reduce once, after the last
+        with contextlib.nullcontext() if engine else _no_sync(model, skip):
             with autocast(device, config.precision):
                 loss_sum, n = loss_fn(model, batch)
             if not torch.isfinite(loss_sum):
                 return {"lr": lr, "bad": f"The loss is {loss_sum.item()}"}
             if ref is None:  # one divisor on every rank keeps gradients near a mean
                 ref = max(1.0, all_reduce([float(n)], device, "max")[0])
-            scaler.scale_loss(loss_sum / ref).backward()
+            loss = scaler.scale_loss(loss_sum / ref)
+            engine.backward(loss) if engine else loss.backward()
         loss_total, n_total = loss_total + loss_sum.item(), n_total + float(n)
     loss_total, n_total = all_reduce([loss_total, n_total], device)
+    if engine:  # it averages over micro-batches and ranks, clips and steps
+        return {"lr": lr, "loss": loss_total / max(n_total, 1.0), "skipped": False,
+                "targets": int(n_total), "grad_norm": float(engine.step())}
     grads = [p.grad for p in params if p.grad is not None]
     if grads and n_total:  # from sum / ref to the mean over every target and rank
         torch._foreach_mul_(grads, ref * rank_and_world()[1] / n_total)
@@ -302,15 +317,61 @@ def _stop_requested(signals: StopOnSignal, step: int, stop_at_step: int | None,
     return codes[int(code) - 1] if code else None
 
 
+@dataclass(frozen=True)
+class Sharding:
+    """What the loop asks of a model or optimizer that no rank holds whole
+    (chapter 06's ``parallelize`` fills it in). Every rank calls each hook.
+
+    optimizer(param_groups, make) -> the optimizer the loop steps, where
+        make(groups) builds the loop's AdamW (ZeRO-1 shards its state);
+    whole(model, optimizer) -> (module, optimizer) holding the full state, on
+        rank 0 (None elsewhere): what checkpoints save and samples run on;
+    load(load_fn, model, optimizer): load_fn(module, optimizer) restores a
+        checkpoint into whole copies; the hook puts them into the shards;
+    backward(loss), step() -> gradient norm: for an engine that averages, clips
+        and steps itself (DeepSpeed's), in place of the loop's own.
+    """
+
+    optimizer: Callable | None = None
+    whole: Callable | None = None
+    load: Callable | None = None
+    backward: Callable | None = None
+    step: Callable | None = None
+
+
+def data_position(positions: list[dict], rank: int, world: int) -> dict:
+    """This rank's data position from a checkpoint's, under any world size.
+
+    The same world size: each rank its own. Another one only when the positions
+    are one global position (ShuffledBatches': rows of every rank handed out),
+    which every rank then reads its share from; else a one-line error.
+    """
+    if len(positions) == world:
+        return positions[rank]
+    if "data" in positions[0] and all(p == positions[0] for p in positions):
+        return positions[0]
+    raise CheckpointMismatchError(
+        f"the checkpoint holds {len(positions)} ranks' own data positions, which "
+        f"cannot be shared out over {world}: resume it with {len(positions)} "
+        "processes")
+
+
 class _Run:
     """The state of one call of train(): what it logs, evaluates and checkpoints."""
 
-    def __init__(self, model, config, stream, out: Path | None, run: dict, hooks):
+    def __init__(self, model, config, stream, out: Path | None, run: dict, hooks,
+                 sharding: Sharding):
         self.model, self.core = model, unwrap(model)
         self.config, self.stream, self.run, self.hooks = config, stream, run, hooks
         self.rank, self.world = rank_and_world()
-        self.optimizer = AdamW(param_groups(self.core, config.weight_decay),
-                               lr=config.lr, betas=config.betas, eps=config.eps)
+        self.sharding = sharding
+
+        def make(groups):
+            return AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+
+        groups = param_groups(self.core, config.weight_decay)
+        shard = sharding.optimizer
+        self.optimizer = shard(groups, make) if shard else make(groups)
         self.scaler = LossScaler(enabled=config.precision == "fp16")
         self.ckpt_dir = out / "checkpoints" if out else None
         self.log = MetricsLog(out / "metrics.jsonl") if out and self.rank == 0 else None
@@ -318,17 +379,28 @@ class _Run:
         self.seconds, self.last, self.saved = 0.0, None, None
         self.rows: list[dict] = []  # this call's rows (the log holds the whole run's)
 
+    def whole(self):
+        """(module, optimizer) with the full state on rank 0; every rank calls it."""
+        if self.sharding.whole:
+            return self.sharding.whole(self.core, self.optimizer)
+        return (self.core, self.optimizer) if self.rank == 0 else None
+
     def resume(self) -> bool:
         """Continue from the newest sound checkpoint, if there is one."""
-        found = load_latest(self.ckpt_dir, self.core, self.optimizer, expected=self.run,
-                            ignore=REPORTING_FIELDS)
+        def load(module, optimizer):
+            return load_latest(self.ckpt_dir, module, optimizer, expected=self.run,
+                               ignore=REPORTING_FIELDS + RESHARDABLE)
+
+        found = (self.sharding.load(load, self.core, self.optimizer)
+                 if self.sharding.load else load(self.core, self.optimizer))
         if found is None:
             return False
         self.last, state = found
         self.step, self.tokens = state["step"], state["tokens"]
         self.seconds, self.saved = state["seconds"], state["step"]
         self.scaler.load_state_dict(state["scaler"])
-        self.stream.load_state_dict(state["data"][self.rank])
+        self.stream.load_state_dict(data_position(state["data"], self.rank,
+                                                  self.world))
         return True
 
     def emit(self, **row) -> None:
@@ -336,34 +408,38 @@ class _Run:
         if self.log:
             self.log.write(**row)
 
-    def checkpoint(self) -> None:
-        """Every rank's data position, gathered; rank 0 writes the checkpoint."""
-        if self.ckpt_dir is None or self.saved == self.step:
-            return
-        positions = [self.stream.state_dict()]
-        if self.world > 1:
-            positions = [None] * self.world
-            torch.distributed.all_gather_object(positions, self.stream.state_dict())
-        if self.rank == 0:
-            state = {"step": self.step, "tokens": self.tokens, "seconds": self.seconds,
-                     "config": self.run, "scaler": self.scaler.state_dict(),
-                     "data": positions}
-            self.last = save_checkpoint(self.ckpt_dir, self.core, self.optimizer, state,
-                                        keep=self.config.keep_checkpoints)
-        self.saved = self.step
 
-    def report(self, is_last: bool) -> None:
-        """Validation loss and a sample, at the steps the configuration names."""
-        c, h, step = self.config, self.hooks, self.step
-        if h["val_data"] is not None and (is_last or step == 0 or (
-                c.eval_interval and step % c.eval_interval == 0)):
-            r = evaluate(self.model, h["val_data"], c.precision, h["token_bytes"],
-                         h["loss_fn"])
-            extra = {"val_bpb": r["bpb"]} if "bpb" in r else {}
-            self.emit(step=step, tokens=self.tokens, val_loss=r["loss"], **extra)
-        if h["sample_fn"] is not None and self.rank == 0 and (
-                step in c.sample_steps or (is_last and c.sample_steps)):
-            self.emit(step=step, tokens=self.tokens, sample=h["sample_fn"](self.core))
+def _checkpoint(r: _Run) -> None:
+    """Every rank's data position and the whole state gathered; rank 0 writes."""
+    if r.ckpt_dir is None or r.saved == r.step:
+        return
+    positions = [r.stream.state_dict()]
+    if r.world > 1:
+        positions = [None] * r.world
+        torch.distributed.all_gather_object(positions, r.stream.state_dict())
+    whole = r.whole()
+    if r.rank == 0:
+        state = {"step": r.step, "tokens": r.tokens, "seconds": r.seconds,
+                 "config": r.run, "scaler": r.scaler.state_dict(), "data": positions}
+        r.last = save_checkpoint(r.ckpt_dir, *whole, state,
+                                 keep=r.config.keep_checkpoints)
+    r.saved = r.step
+
+
+def _report(r: _Run, is_last: bool) -> None:
+    """Validation loss and a sample, at the steps the configuration names."""
+    c, h, step = r.config, r.hooks, r.step
+    if h["val_data"] is not None and (is_last or step == 0 or (
+            c.eval_interval and step % c.eval_interval == 0)):
+        e = evaluate(r.model, h["val_data"], c.precision, h["token_bytes"],
+                     h["loss_fn"])
+        extra = {"val_bpb": e["bpb"]} if "bpb" in e else {}
+        r.emit(step=step, tokens=r.tokens, val_loss=e["loss"], **extra)
+    if h["sample_fn"] is not None and (
+            step in c.sample_steps or (is_last and c.sample_steps)):
+        whole = r.whole()  # the full weights, on rank 0 (it samples alone)
+        if r.rank == 0:
+            r.emit(step=step, tokens=r.tokens, sample=h["sample_fn"](whole[0]))
 
 
 def train(model: nn.Module, train_data: Iterable, config: TrainConfig, *,
@@ -374,7 +450,8 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig, *,
           sample_fn: Callable[[nn.Module], str] | None = None,
           flops_per_token: float | None = None, peak_flops: float | None = None,
           meta: dict | None = None, resume: bool = True,
-          stop_at_step: int | None = None) -> TrainResult:
+          stop_at_step: int | None = None,
+          sharding: Sharding | None = None) -> TrainResult:
     """Train ``model`` for ``config.max_steps`` optimizer steps (the module's
     docstring states the contract).
 
@@ -384,10 +461,12 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig, *,
     flops_per_token, peak_flops: for the model FLOPs utilisation (MFU).
     meta: what else a resumed run must share (data, seed, batch size...).
     stop_at_step: stop cleanly, with a checkpoint, once this step is done.
+    sharding: hooks for a sharded optimizer or model (ZeRO, FSDP, DeepSpeed).
     """
+    sharding = sharding or Sharding()
     device = next(unwrap(model).parameters()).device
     world = rank_and_world()[1]
-    if world > 1 and not syncs_gradients(model):
+    if world > 1 and not (syncs_gradients(model) or sharding.step):
         raise ValueError(f"{world} processes train one model only if a wrapper "
                          "averages their gradients: wrap it in DDP or FSDP first")
     asked = config.precision
@@ -400,7 +479,7 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig, *,
     forward = torch.compile(model) if config.compile else model
     r = _Run(forward, config, BatchStream(train_data), out, run,
              {"loss_fn": loss_fn, "val_data": val_data, "token_bytes": token_bytes,
-              "sample_fn": sample_fn})
+              "sample_fn": sample_fn}, sharding)
     if out and not resume and r.rank == 0 and r.ckpt_dir.exists():
         shutil.rmtree(r.ckpt_dir)  # starting again: the old run's checkpoints go
     resumed = bool(out and resume and r.resume())
@@ -429,7 +508,7 @@ def _loop(r: _Run, stop_at_step: int | None, mfu: float | None) -> str | None:
     """train()'s steps, until max_steps or a stop; returns why it stopped early."""
     config, device = r.config, next(r.core.parameters()).device
     if r.step == 0:
-        r.report(is_last=False)  # the untrained model: loss near ln(vocab), gibberish
+        _report(r, is_last=False)  # the untrained model: loss near ln(vocab), gibberish
     recent: deque[float] = deque(maxlen=8)
     rate, stopped = None, None
     bar = progress(total=config.max_steps, initial=r.step, desc="training",
@@ -442,7 +521,7 @@ def _loop(r: _Run, stop_at_step: int | None, mfu: float | None) -> str | None:
                     break
                 t0 = time.perf_counter()
                 s = train_step(r.model, r.optimizer, r.stream.next, config, r.step,
-                               r.hooks["loss_fn"], r.scaler)
+                               r.hooks["loss_fn"], r.scaler, r.sharding)
                 if "bad" in s:
                     raise NonFiniteLossError(diagnose_non_finite(
                         r.core, s["bad"], r.step, s["lr"], list(recent),
@@ -465,11 +544,11 @@ def _loop(r: _Run, stop_at_step: int | None, mfu: float | None) -> str | None:
                 r.emit(**row)
                 bar.set_postfix(postfix, refresh=False)
                 bar.update(1)
-                r.report(is_last=r.step == config.max_steps)
+                _report(r, is_last=r.step == config.max_steps)
                 if config.checkpoint_interval and (
                         r.step % config.checkpoint_interval == 0):
-                    r.checkpoint()
-            r.checkpoint()  # at the end, or before a clean stop
+                    _checkpoint(r)
+            _checkpoint(r)  # at the end, or before a clean stop
     finally:
         bar.close()
     return stopped

@@ -64,7 +64,10 @@ class _FinalLineBar(std_tqdm):
     means nothing on a page)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.update(file=open(os.devnull, "w"), ascii=True, ncols=80)
+        # Kept here: a disabled bar (every rank but 0 of a distributed run) returns
+        # from tqdm's __init__ before it stores the file as self.fp.
+        self._devnull = open(os.devnull, "w")
+        kwargs.update(file=self._devnull, ascii=True, ncols=80)
         super().__init__(*args, **kwargs)
 
     def final_line(self) -> str:
@@ -90,7 +93,7 @@ class _FinalLineBar(std_tqdm):
             self._reported = True
             print(self.final_line(), flush=True)
         super().close()
-        self.fp.close()
+        self._devnull.close()
 
 
 def progress(iterable=None, **kwargs):

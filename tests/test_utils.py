@@ -36,6 +36,16 @@ def test_progress_stopped_early_says_so_in_book_build(monkeypatch, capsys):
     assert out.rstrip().endswith("loss=6.251") and "<" not in out
 
 
+def test_a_disabled_bar_closes_quietly_in_book_build(monkeypatch, capsys):
+    # Every rank but 0 of a distributed run disables its bars; closing one used to
+    # raise AttributeError (tqdm's __init__ returns before it stores the file).
+    monkeypatch.setenv("LLMFS_BOOK_BUILD", "1")
+    bar = utils.progress(total=3, desc="training", disable=True)
+    bar.update(3)
+    bar.close()
+    assert capsys.readouterr().out == ""
+
+
 def test_artifacts_dir_follows_llmfs_home(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMFS_HOME", str(tmp_path))
     path = utils.artifacts_dir("smoke")

@@ -218,9 +218,13 @@ def _stopped(result) -> int:
     return 0
 
 
-# SFTSizes fields that `llmfs sft` can override (the rest belong to the chapter).
+# SFTSizes fields, and its loop's TrainConfig fields, that `llmfs sft` can override
+# (the rest belong to the chapter); sft() routes each to its section.
+SFT_HINTS = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(SFTSizes)}
 SFT_OPTIONS = [f.name for f in dataclasses.fields(SFTSizes)
-               if f.name not in ("eval_instructions", "examples_shown")]
+               if f.name not in ("loop", "eval_instructions", "examples_shown")] + [
+    f.name for f in dataclasses.fields(TrainConfig)
+    if SFT_HINTS[f.name] in (int, float, str) and f.name != "keep_checkpoints"]
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
@@ -531,11 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="start again instead of resuming a checkpoint")
     tune.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
                       help="stop cleanly, with a checkpoint, after this step")
-    hints = typing.get_type_hints(SFTSizes)
-    group = tune.add_argument_group("overrides of the profile's SFTSizes")
+    group = tune.add_argument_group("overrides of the profile's SFTSizes and its loop")
     for name in SFT_OPTIONS:
-        group.add_argument("--" + name.replace("_", "-"), type=hints[name],
-                           metavar=name.split("_")[-1].upper())
+        if name in TRAIN_CHOICES:
+            group.add_argument("--" + name.replace("_", "-"),
+                               choices=TRAIN_CHOICES[name])
+        else:
+            group.add_argument("--" + name.replace("_", "-"), type=SFT_HINTS[name],
+                               metavar=name.split("_")[-1].upper())
     tune.set_defaults(func=cmd_sft)
 
     pref = sub.add_parser("dpo", help=cmd_dpo.__doc__, description=cmd_dpo.__doc__)

@@ -129,6 +129,19 @@ def test_missing_data_folder_stops_the_build_in_one_line(tmp_path):
     assert len(lines) == 1 and "LLMFS_DATA=" in lines[0], result.stderr
 
 
+def test_references_bib_parses_and_holds_every_cited_key():
+    """A brace lost in a merge stops the whole PDF and HTML build late; catch it here,
+    with every {cite} key of the chapters present."""
+    import pybtex.database
+
+    entries = pybtex.database.parse_file(str(ROOT / "book" / "references.bib")).entries
+    cited = set()
+    for nb in sorted((ROOT / "chapters").glob("*.ipynb")):
+        for key in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", nb.read_text("utf-8")):
+            cited.update(k.strip() for k in key.split(","))
+    assert cited and not cited - set(entries), sorted(cited - set(entries))
+
+
 def test_reference_titles_keep_their_capitals():
     """BibTeX styles lower-case a title's words unless braces protect them
     ("Tinystories", "english"): every title is wrapped whole in braces."""

@@ -422,6 +422,17 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=kind, metavar=name.split("_")[-1].upper())
 
 
+def _add_overrides(group, names, hints) -> None:
+    """One flag per overridable field: a choice where TRAIN_CHOICES has one."""
+    for name in names:
+        flag = "--" + name.replace("_", "-")
+        if name in TRAIN_CHOICES:
+            group.add_argument(flag, choices=TRAIN_CHOICES[name])
+        else:
+            group.add_argument(flag, type=hints[name],
+                               metavar=name.split("_")[-1].upper())
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, like every other error of llmfs."""
 
@@ -535,14 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="start again instead of resuming a checkpoint")
     tune.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
                       help="stop cleanly, with a checkpoint, after this step")
-    group = tune.add_argument_group("overrides of the profile's SFTSizes and its loop")
-    for name in SFT_OPTIONS:
-        if name in TRAIN_CHOICES:
-            group.add_argument("--" + name.replace("_", "-"),
-                               choices=TRAIN_CHOICES[name])
-        else:
-            group.add_argument("--" + name.replace("_", "-"), type=SFT_HINTS[name],
-                               metavar=name.split("_")[-1].upper())
+    _add_overrides(tune.add_argument_group(
+        "overrides of the profile's SFTSizes and its loop"), SFT_OPTIONS, SFT_HINTS)
     tune.set_defaults(func=cmd_sft)
 
     pref = sub.add_parser("dpo", help=cmd_dpo.__doc__, description=cmd_dpo.__doc__)
@@ -565,13 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop cleanly, with a checkpoint, after this step")
     group = pref.add_argument_group("overrides of the profile's DPOSizes and its "
                                     "loop (TrainConfig)")
-    for name in DPO_OPTIONS:
-        if name in TRAIN_CHOICES:
-            group.add_argument("--" + name.replace("_", "-"),
-                               choices=TRAIN_CHOICES[name])
-        else:
-            group.add_argument("--" + name.replace("_", "-"), type=DPO_HINTS[name],
-                               metavar=name.split("_")[-1].upper())
+    _add_overrides(group, DPO_OPTIONS, DPO_HINTS)
     pref.set_defaults(func=cmd_dpo)
 
     talk = sub.add_parser("chat", help=cmd_chat.__doc__,

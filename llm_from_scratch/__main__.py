@@ -422,6 +422,18 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=kind, metavar=name.split("_")[-1].upper())
 
 
+def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
+    """The options every training command shares: data, run folder, restart, stop."""
+    parser.add_argument("--data", default=None,
+                        help="folder of TinyStories text files (default: $LLMFS_DATA)")
+    parser.add_argument("--out", default=None,
+                        help=f"run folder (default: {out_default})")
+    parser.add_argument("--restart", action="store_true",
+                        help="start again instead of resuming a checkpoint")
+    parser.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
+                        help="stop cleanly, with a checkpoint, after this step")
+
+
 def _add_overrides(group, names, hints) -> None:
     """One flag per overridable field: a choice where TRAIN_CHOICES has one."""
     for name in names:
@@ -475,14 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=cmd_train.__doc__ + " Under torchrun (chapter 06) the processes "
         "train one model data-parallel, each on its share of every global batch.")
     _add_profile(train)
-    train.add_argument("--data", default=None,
-                       help="folder of TinyStories text files (default: $LLMFS_DATA)")
-    train.add_argument("--out", default=None,
-                       help="run folder (default: artifacts/<profile>/pretrain/<id>)")
-    train.add_argument("--restart", action="store_true",
-                       help="start again instead of resuming a checkpoint")
-    train.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
-                       help="stop cleanly, with a checkpoint, after this step")
+    _add_run_options(train, "artifacts/<profile>/pretrain/<id>")
     train.add_argument("--parallel", choices=PARALLEL_METHODS, default=None,
                        help="how several processes share the training under torchrun "
                        "or deepspeed: ddp (default, PyTorch's DDP), fsdp (FSDP2), "
@@ -536,16 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--base", type=Path, default=None,
                       help="the pretrained Hugging Face directory (default: "
                       "artifacts/<profile>/pretrained, made if missing)")
-    tune.add_argument("--data", default=None,
-                      help="folder of TinyStories text files (default: $LLMFS_DATA)")
-    tune.add_argument("--out", default=None,
-                      help="run folder (default: artifacts/<profile>/sft/<id>)")
+    _add_run_options(tune, "artifacts/<profile>/sft/<id>")
     tune.add_argument("--no-mask", action="store_true",
                       help="train on every token, the prompt's too (the comparison)")
-    tune.add_argument("--restart", action="store_true",
-                      help="start again instead of resuming a checkpoint")
-    tune.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
-                      help="stop cleanly, with a checkpoint, after this step")
     _add_overrides(tune.add_argument_group(
         "overrides of the profile's SFTSizes and its loop"), SFT_OPTIONS, SFT_HINTS)
     tune.set_defaults(func=cmd_sft)
@@ -560,14 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: sampled from the SFT model once, then reused)")
     pref.add_argument("--beta", type=float, default=None,
                       help="DPO's beta, > 0 (default: the profile's)")
-    pref.add_argument("--data", default=None,
-                      help="folder of TinyStories text files (default: $LLMFS_DATA)")
-    pref.add_argument("--out", default=None,
-                      help="run folder (default: artifacts/<profile>/preference/runs/<id>)")
-    pref.add_argument("--restart", action="store_true",
-                      help="start again instead of resuming a checkpoint")
-    pref.add_argument("--stop-at-step", type=int, default=None, metavar="STEP",
-                      help="stop cleanly, with a checkpoint, after this step")
+    _add_run_options(pref, "artifacts/<profile>/preference/runs/<id>")
     group = pref.add_argument_group("overrides of the profile's DPOSizes and its "
                                     "loop (TrainConfig)")
     _add_overrides(group, DPO_OPTIONS, DPO_HINTS)

@@ -444,7 +444,7 @@ def _coefficient(text: str) -> float:
         value = float("nan")
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(
-            f"--z-loss takes a coefficient >= 0 (PaLM's is 1e-4), not {text!r}")
+            f"not a coefficient >= 0 (PaLM's is 1e-4): {text!r}")
     return value
 
 

@@ -165,4 +165,4 @@ def test_llmfs_train_refuses_a_bad_z_loss_in_one_line(capsys, value):
         main(["train", "--profile", "smoke", "--z-loss", value])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
-    assert "--z-loss takes a coefficient >= 0" in err and repr(value) in err
+    assert "argument --z-loss: not a coefficient >= 0" in err and repr(value) in err

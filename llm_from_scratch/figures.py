@@ -242,7 +242,7 @@ class Diagram:
                 value = values(r, c) if values else None
                 if value not in (None, ""):
                     self.text(x + (c + 0.5) * cell, y - (r + 0.5) * cell, str(value),
-                              size=size)
+                              size=size, color="white" if style == "accent" else "#223")
         w, h = cols * cell, rows * cell
         placed = Box(x + w / 2, y - h / 2, w, h)
         if label:

@@ -321,10 +321,10 @@ PROFILES: dict[str, Profile] = {
             eval_batches=8, seed=0, examples_shown=3),
         dpo=DPOSizes(
             loop=TrainConfig(
-                max_steps=50, lr=1e-4, min_lr=1e-5, warmup_steps=5, weight_decay=0.0,
-                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=10,
-                checkpoint_interval=25),
-            pair_prompts=192, heldout_prompts=48, samples=4, temperature=1.0,
+                max_steps=30, lr=1e-4, min_lr=1e-5, warmup_steps=3, weight_decay=0.0,
+                grad_accum=1, grad_clip=1.0, precision="auto", eval_interval=5,
+                checkpoint_interval=15),
+            pair_prompts=256, heldout_prompts=48, samples=8, temperature=1.0,
             top_p=1.0, max_new_tokens=160, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
             batch_size=8, seed=0, kl_prompts=32),
         eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,

@@ -52,7 +52,7 @@ def test_two_ranks_train_to_the_losses_of_one_process_and_export_the_whole_model
     shutil.rmtree(home / "smoke" / "pretrained", ignore_errors=True)  # ours, then
     run = home / flag[2:]
     r = llmfs_train(home, data_dir, *STEPS, flag, "2", "--out", str(run),
-                    launcher=TWO)
+                    launcher=TWO, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("validation: loss") == 1  # rank 0 reports
     one, two = losses(home / "one"), losses(run)
@@ -74,11 +74,11 @@ def test_a_stopped_run_resumes_to_the_losses_of_the_uninterrupted_run(
         home, data_dir, flag):
     run = home / f"{flag[2:]}-resumed"
     r = llmfs_train(home, data_dir, *STEPS, flag, "2", "--stop-at-step", "2",
-                    "--out", str(run), launcher=TWO)
+                    "--out", str(run), launcher=TWO, timeout=600)
     assert r.returncode == 0 and "stopped (stop_at_step) at step 2" in r.stdout, \
         r.stderr[-2000:]
     r = llmfs_train(home, data_dir, *STEPS, flag, "2", "--out", str(run),
-                    launcher=TWO)
+                    launcher=TWO, timeout=600)
     assert r.returncode == 0 and "resumed from step 2" in r.stdout, r.stderr[-2000:]
     if not (home / flag[2:] / "metrics.jsonl").exists():
         pytest.skip("needs the uninterrupted run of the test above")

@@ -96,6 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result, _, _ = pretrain(args.profile, data_path=args.data, out_dir=args.out,
                                 resume=not args.restart, stop_at_step=args.stop_at_step,
                                 parallel=args.parallel, ds_config=ds_config,
+                                qk_layernorm=args.qk_layernorm, z_loss=args.z_loss,
+                                activation_checkpointing=args.activation_checkpointing,
                                 tp=args.tp, pp=args.pp, **overrides)
     finally:
         close_distributed()
@@ -130,7 +132,15 @@ def _check_layout(args: argparse.Namespace, world: int) -> int:
     from llm_from_scratch.model_parallel import check_layout
 
     shape = GPTConfig.from_profile(get_profile(args.profile).model, vocab_size=1)
-    return check_layout(shape, world, args.tp, args.pp, args.parallel)
+    dp = check_layout(shape, world, args.tp, args.pp, args.parallel)
+    asked = [flag for flag, on in (("--qk-layernorm", args.qk_layernorm),
+                                   ("--z-loss", args.z_loss),
+                                   ("--activation-checkpointing",
+                                    args.activation_checkpointing)) if on]
+    if asked and max(args.tp, args.pp) > 1:
+        raise LaunchError(f"{asked[0]} is not supported with --tp or --pp: leave "
+                          "one of them out")
+    return dp
 
 
 def _deepspeed_file(path: Path | None, parallel: str | None) -> dict | None:
@@ -445,6 +455,33 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
                         help="stop cleanly, with a checkpoint, after this step")
 
 
+def _coefficient(text: str) -> float:
+    """A z-loss coefficient: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"not a coefficient >= 0 (PaLM's is 1e-4): {text!r}")
+    return value
+
+
+def _add_stability_options(parser: argparse.ArgumentParser) -> None:
+    """Appendix A's options of `llmfs train`, off by default."""
+    group = parser.add_argument_group("stability and memory (appendix A; off by "
+                                      "default)")
+    group.add_argument("--qk-layernorm", action="store_true",
+                       help="an RMSNorm on every head's queries and keys (the model "
+                       "is exported as Hugging Face's Qwen3)")
+    group.add_argument("--z-loss", type=_coefficient, default=0.0, metavar="COEF",
+                       help="add COEF * log(Z)^2 per target to the training loss "
+                       "(PaLM: 1e-4)")
+    group.add_argument("--activation-checkpointing", action="store_true",
+                       help="recompute each block's activations in the backward "
+                       "pass: less memory, more compute, the same numbers")
+
+
 def _add_overrides(group, names, hints) -> None:
     """One flag per overridable field: a choice where TRAIN_CHOICES has one."""
     for name in names:
@@ -521,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--local_rank", "--local-rank", type=int, default=None,
                        help=argparse.SUPPRESS)  # DeepSpeed's, after a script
     _add_train_options(train)
+    _add_stability_options(train)
     train.set_defaults(func=cmd_train)
 
     gen = sub.add_parser("generate", help=cmd_generate.__doc__,

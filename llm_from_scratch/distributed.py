@@ -274,6 +274,32 @@ def apply_ddp(model: nn.Module, bucket_mb: float = 25.0,
                                                bucket_cap_mb=bucket_mb, **kwargs)
 
 
+def deal_parameters(params: list[nn.Parameter], n: int) -> tuple[dict, list[int]]:
+    """Give every parameter, whole, an owner among ``n`` ranks: the biggest first,
+    each to the rank that owns the fewest elements so far. Returns the owners,
+    ``{parameter: rank}``, and the number of elements each rank owns."""
+    load = [0] * n
+    owner: dict[nn.Parameter, int] = {}
+    for p in sorted(params, key=lambda p: -p.numel()):  # biggest first
+        r = min(range(n), key=load.__getitem__)  # to the least loaded rank
+        owner[p] = r
+        load[r] += p.numel()
+    return owner, load
+
+
+def settings(group: dict) -> dict:
+    """A parameter group's settings (learning rate, weight decay...), without its
+    parameters."""
+    return {k: v for k, v in group.items() if k != "params"}
+
+
+def copy_settings(source: list[dict], target: list[dict]) -> None:
+    """Copy each parameter group's settings from ``source`` to ``target``, group by
+    group, but not its parameters."""
+    for src, dst in zip(source, target):
+        dst.update(settings(src))
+
+
 class ZeRO1:
     """ZeRO stage 1 by hand: the optimizer's state sharded over the ranks.
 
@@ -293,16 +319,10 @@ class ZeRO1:
         self.rank, n = dist.get_rank(group), dist.get_world_size(group)
         self.full_groups = [list(g["params"]) for g in param_groups]
         self.params = [p for g in self.full_groups for p in g]
-        load = [0] * n
-        self.owner: dict[nn.Parameter, int] = {}
-        for p in sorted(self.params, key=lambda p: -p.numel()):  # biggest first
-            r = min(range(n), key=load.__getitem__)  # to the least loaded rank
-            self.owner[p] = r
-            load[r] += p.numel()
+        self.owner, self.elements = deal_parameters(self.params, n)  # {p: rank}, sizes
         mine = [{**g, "params": [p for p in g["params"] if self.owner[p] == self.rank]}
                 for g in param_groups]
         self.optimizer = make_optimizer(mine)
-        self.elements = load  # parameter elements owned by each rank
         # What a training loop sees: every parameter (for clipping by the global
         # norm) and the hyper-parameters it may change (the learning rate), which
         # step() hands on to the inner optimizer's groups.
@@ -322,8 +342,7 @@ class ZeRO1:
 
     @torch.no_grad()
     def step(self) -> None:
-        for outer, inner in zip(self.param_groups, self.optimizer.param_groups):
-            inner.update({k: v for k, v in outer.items() if k != "params"})
+        copy_settings(self.param_groups, self.optimizer.param_groups)
         self.optimizer.step()  # only this rank's parameters
         for p in self.params:
             src = self.owner[p]
@@ -343,8 +362,7 @@ class ZeRO1:
         shard = {index[mine[k]]: v for k, v in inner["state"].items()}
         shards = [None] * dist.get_world_size(self.group)
         dist.all_gather_object(shards, shard, group=self.group)
-        groups = [{**{k: v for k, v in g.items() if k != "params"},
-                   "params": [index[p] for p in full]}
+        groups = [{**settings(g), "params": [index[p] for p in full]}
                   for g, full in zip(self.param_groups, self.full_groups)]
         return {"state": dict(sorted((k, v) for s in shards for k, v in s.items())),
                 "param_groups": groups}
@@ -354,16 +372,14 @@ class ZeRO1:
         index, mine = self._numbering()
         full = {int(k): v for k, v in state["state"].items()}
         local = {p: k for k, p in enumerate(mine)}
-        groups = [{**{k: v for k, v in g.items() if k != "params"},
-                   "params": [local[self.params[i]] for i in g["params"]
-                              if self.params[i] in local]}
+        groups = [{**settings(g), "params": [local[self.params[i]] for i in
+                                             g["params"] if self.params[i] in local]}
                   for g in state["param_groups"]]
         self.optimizer.load_state_dict(
             {"state": {local[self.params[i]]: v for i, v in full.items()
                        if self.params[i] in local},
              "param_groups": groups})
-        for outer, inner in zip(self.param_groups, self.optimizer.param_groups):
-            outer.update({k: v for k, v in inner.items() if k != "params"})
+        copy_settings(self.optimizer.param_groups, self.param_groups)
 
 
 def apply_fsdp(model: nn.Module, param_dtype: torch.dtype | None = None,

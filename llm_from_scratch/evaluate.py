@@ -187,38 +187,46 @@ class LLMFSLM(LM):
         return totals
 
     def generate_until(self, requests) -> list[str]:
-        """Greedy text for each request, in batches of similar prompt lengths.
+        """Greedy text for each request (see ``greedy_until``)."""
+        return greedy_until(self.model, self.tokenizer, [r.args for r in requests],
+                            self.eot_id, self.context_len, self.max_gen_toks,
+                            self.batch_size)
 
-        A string of ``until`` that is one of the tokenizer's special tokens
-        (``<|end|>``, ``<|endoftext|>``) stops generation at that token; any other
-        cuts the text where it first appears. The text fills the context at most.
-        """
-        from llm_from_scratch.generate import generate_many
 
-        groups: dict[tuple, list[int]] = {}  # (stop ids, most new tokens): requests
-        prompts, untils = [], []
-        for k, r in enumerate(requests):
-            context, options = r.args
-            until = options.get("until") or []
-            until = [until] if isinstance(until, str) else list(until)
-            stops = {self.eot_id} | {self.tokenizer.token_to_id(u) for u in until
-                                     if self.tokenizer.token_to_id(u) is not None}
-            ids = (self.tokenizer.encode(context).ids or [self.eot_id])
-            prompts.append(ids[-(self.context_len - 1):])  # room for one token
-            untils.append(until)
-            most = int(options.get("max_gen_toks", self.max_gen_toks))
-            groups.setdefault((tuple(sorted(stops)), most), []).append(k)
-        out = [""] * len(prompts)
-        for (stops, most), ks in progress(groups.items(), desc="generate_until"):
-            outs = generate_many(self.model, [prompts[k] for k in ks], most,
-                                 batch_size=self.batch_size, temperature=0.0,
-                                 stop_ids=stops)
-            for k, ids in zip(ks, outs):
-                text = self.tokenizer.decode([t for t in ids if t not in stops])
-                for stop in untils[k]:
-                    text = text.split(stop)[0]
-                out[k] = text
-        return out
+def greedy_until(model: nn.Module, tokenizer, requests: Sequence[tuple[str, dict]],
+                 eot_id: int, context_len: int, max_gen_toks: int = 128,
+                 batch_size: int = 16) -> list[str]:
+    """Greedy text for each of lm-eval's ``generate_until`` requests, given as
+    (context, options) pairs, in batches of similar prompt lengths.
+
+    A string of ``until`` that is one of the tokenizer's special tokens
+    (``<|end|>``, ``<|endoftext|>``) stops generation at that token; any other
+    cuts the text where it first appears. The text fills the context at most.
+    """
+    from llm_from_scratch.generate import generate_many
+
+    groups: dict[tuple, list[int]] = {}  # (stop ids, most new tokens): requests
+    prompts, untils = [], []
+    for k, (context, options) in enumerate(requests):
+        until = options.get("until") or []
+        until = [until] if isinstance(until, str) else list(until)
+        stops = {eot_id} | {tokenizer.token_to_id(u) for u in until
+                            if tokenizer.token_to_id(u) is not None}
+        ids = (tokenizer.encode(context).ids or [eot_id])
+        prompts.append(ids[-(context_len - 1):])  # room for one token
+        untils.append(until)
+        most = int(options.get("max_gen_toks", max_gen_toks))
+        groups.setdefault((tuple(sorted(stops)), most), []).append(k)
+    out = [""] * len(prompts)
+    for (stops, most), ks in progress(groups.items(), desc="generate_until"):
+        outs = generate_many(model, [prompts[k] for k in ks], most,
+                             batch_size=batch_size, temperature=0.0, stop_ids=stops)
+        for k, ids in zip(ks, outs):
+            text = tokenizer.decode([t for t in ids if t not in stops])
+            for stop in untils[k]:
+                text = text.split(stop)[0]
+            out[k] = text
+    return out
 
 
 TASK_PREFIX = "tinystories_"
@@ -605,7 +613,7 @@ def missing_row(name: str, source: str, folder: str | Path, made: bool = False
                 ) -> dict:
     """A reserved row for a model not evaluated: not made yet, or made (by a later
     chapter) and not yet evaluated by this one."""
-    why = (f"{source}'s model in {folder} is not evaluated here yet" if made else
+    why = (f"{source}'s {folder}: not evaluated here yet" if made else
            f"{source} has not made {folder}")
     return {"model": name, "source": source, "missing": why}
 

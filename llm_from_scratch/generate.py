@@ -15,13 +15,12 @@ What the module holds, up front:
 - ``generate`` stops each sequence at a stop id (``<|endoftext|>``) or after
   ``max_new_tokens``; ``stream`` yields one prompt's tokens as they are produced, and
   ``decode_stream`` turns them into text without splitting a UTF-8 character;
-- ``load_model``: a Hugging Face Llama directory, a chapter-04 checkpoint or a run
-  folder, with its tokenizer (the ``llmfs generate`` command uses it).
+- ``load_model``: a Hugging Face Llama (or Qwen3) directory, a chapter-04
+  checkpoint or a run folder, with its tokenizer (``llmfs generate`` uses it).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -328,8 +327,8 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
 
     from llm_from_scratch.checkpoint import load_checkpoint, read_checkpoint_state
     from llm_from_scratch.hf import CheckpointError, load_hf
-    from llm_from_scratch.model import GPT, GPTConfig
-    from llm_from_scratch.runs import TOKENIZER_FILE, tokenizer_digest
+    from llm_from_scratch.runs import (TOKENIZER_FILE, checkpoint_model,
+                                       tokenizer_digest)
 
     folder = find_weights(path)
     tok = Tokenizer.from_file(str(tokenizer)) if tokenizer else None
@@ -339,9 +338,7 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     else:
         run = read_checkpoint_state(folder)["config"]  # checks every file's SHA-256
-        fields = {f.name for f in dataclasses.fields(GPTConfig)}
-        model = GPT(GPTConfig(**{k: v for k, v in run["model"].items()
-                                 if k in fields}))
+        model = checkpoint_model(run["model"], folder / "model.safetensors")
         load_checkpoint(folder, model, restore_rng=False)
         model = model.to(dtype) if dtype else model
         run_tok = folder.parent.parent / TOKENIZER_FILE  # the run folder's own

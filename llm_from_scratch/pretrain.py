@@ -7,17 +7,20 @@
 needs: the tokenizer and shards (chapter 01), the model's shape (chapter 03), the
 loop's ``TrainConfig`` (``train``). The run lives in
 ``artifacts/<profile>/pretrain/<id>``, the id a digest of what decides the numbers
-(the configuration, the resolved precision and the data's content: tokenizer and
-shard digests), so that a change of code elsewhere reuses a finished run. When the
-run finishes, the whole validation split is evaluated once (``final.json``) and the
-model is exported in Hugging Face's layout to ``artifacts/<profile>/pretrained``.
+(the configuration, the resolved precision, the data's content: tokenizer and
+shard digests, and appendix A's QK-layernorm and z-loss when they are on), so that
+a change of code elsewhere reuses a finished run. When the run finishes, the whole
+validation split is evaluated once (``final.json``) and the model is exported in
+Hugging Face's layout to ``artifacts/<profile>/pretrained``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -71,20 +74,71 @@ def data_identity(tok, shards: dict[str, list[Path]]) -> dict:
                        for s, ps in shards.items()}}
 
 
-def run_id(config, mconfig, sizes, data: dict) -> str:
-    """The digest that names a pretraining run: what decides its numbers."""
+def run_id(config, mconfig, sizes, data: dict, options: dict | None = None) -> str:
+    """The digest that names a pretraining run: what decides its numbers.
+
+    ``options``: those of ``stability_options`` that are on. A run with none has
+    the id it had before the options existed, so its finished run is still found.
+    """
     train_fields = {k: v for k, v in dataclasses.asdict(config).items()
                     if k not in REPORTING_FIELDS}
     recipe = {k: getattr(sizes, k) for k in ("batch_size", "eval_batches", "seed")}
-    return json_digest({"train": train_fields, "model": dataclasses.asdict(mconfig),
-                        "recipe": recipe, "data": data}, length=10)
+    described = {"train": train_fields, "model": dataclasses.asdict(mconfig),
+                 "recipe": recipe, "data": data}
+    if options:
+        described["stability"] = options
+    return json_digest(described, length=10)
+
+
+def stability_options(qk_layernorm: bool = False, z_loss: float = 0.0) -> dict:
+    """Appendix A's options that change a run's numbers, those that are on (what
+    its id and run.json record); a z-loss coefficient must be >= 0."""
+    if isinstance(z_loss, bool) or not isinstance(z_loss, (int, float)) or not (
+            0 <= z_loss < math.inf):
+        raise ValueError(f"z_loss is a coefficient >= 0 (PaLM's is 1e-4), not "
+                         f"{z_loss!r}")
+    options = {"qk_layernorm": bool(qk_layernorm), "z_loss": float(z_loss)}
+    return {k: v for k, v in options.items() if v}
+
+
+def make_model(mconfig, options: dict, activation_checkpointing: bool = False):
+    """The run's GPT with its options applied, before any optimizer holds its
+    parameters (QK-layernorm's gains are new ones)."""
+    from llm_from_scratch.memory import apply_activation_checkpointing
+    from llm_from_scratch.model import GPT
+    from llm_from_scratch.stability import apply_qk_norm
+
+    model = GPT(mconfig)
+    if options.get("qk_layernorm"):  # the eps of the model's norms, as in Qwen3
+        apply_qk_norm(model, eps=mconfig.norm_eps)
+    if activation_checkpointing:
+        apply_activation_checkpointing(model)
+    return model
+
+
+def training_loss(options: dict) -> Callable:
+    """The loop's loss_fn: cross-entropy, plus z-loss's penalty while the model
+    trains when ``options`` has a coefficient (validation: cross-entropy alone)."""
+    from llm_from_scratch.stability import z_loss
+    from llm_from_scratch.train import next_token_loss
+
+    if not options.get("z_loss"):
+        return next_token_loss
+
+    penalised = z_loss(options["z_loss"])
+
+    def loss_fn(model: nn.Module, batch):
+        return (penalised if model.training else next_token_loss)(model, batch)
+
+    return loss_fn
 
 
 def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = None,
              out_dir: str | os.PathLike | None = None, resume: bool = True,
              stop_at_step: int | None = None, parallel: str | None = None,
-             ds_config: dict | None = None, tp: int = 1, pp: int = 1,
-             **overrides):
+             ds_config: dict | None = None, qk_layernorm: bool = False,
+             z_loss: float = 0.0, activation_checkpointing: bool = False,
+             tp: int = 1, pp: int = 1, **overrides):
     """Pretrain the profile's model on its token shards; returns (result, model, tok).
 
     ``overrides`` replace fields of the profile's TrainConfig (``lr``, ``max_steps``,
@@ -92,17 +146,20 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     run of the same configuration and data is reused as it is; an interrupted one
     is resumed. Under torchrun, ``parallel`` says how the processes share the
     model (chapter 06's ``parallelize``: ddp by default, fsdp, zero1, deepspeed
-    with ``ds_config``), each on its share of every global batch; ``tp`` and
-    ``pp`` split the model itself over that many ranks (chapter 07's
-    ``parallelize_model``), the rest sharing the batch.
+    with ``ds_config``), each on its share of every global batch. Appendix A's
+    options, off by default: ``qk_layernorm``, ``z_loss`` (a coefficient, PaLM's
+    1e-4) and ``activation_checkpointing``. ``tp`` and ``pp`` split the model
+    itself over that many ranks (chapter 07's ``parallelize_model``), the rest
+    sharing the batch.
     """
     from llm_from_scratch.data import TokenWindows
-    from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
+    from llm_from_scratch.model import GPTConfig, flops_per_token
     from llm_from_scratch.pipeline import load_or_train, prepare_tokens
     from llm_from_scratch.profiles import get_profile
     from llm_from_scratch.utils import artifacts_dir, pick_device, set_seed
 
     P = get_profile(profile)  # the one place the name is resolved
+    options = stability_options(qk_layernorm, z_loss)
     loop_changes, recipe_changes = split_train_options(overrides)
     sizes = dataclasses.replace(P.train, **recipe_changes)
     device = pick_device()
@@ -113,18 +170,18 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     shards = prepare_tokens(P, data_path)
     mconfig = GPTConfig.from_profile(P.model, tok.get_vocab_size())
     data = data_identity(tok, shards)
-    rid = run_id(used, mconfig, sizes, data)
+    rid = run_id(used, mconfig, sizes, data, options)
     out = Path(out_dir) if out_dir else artifacts_dir(P.name) / "pretrain" / rid
     rank, world = rank_and_world()
     set_seed(sizes.seed)
-    model = GPT(mconfig).to(device)
+    model = make_model(mconfig, options, activation_checkpointing).to(device)
     wrapped, sharding = model, None
     if world > 1:  # chapters 06 and 07: one model shared by the processes
         from llm_from_scratch.model_parallel import parallelize_model
 
-        wrapped, sharding = parallelize_model(model, parallel, lambda: GPT(mconfig),
-                                              used, sizes.batch_size, ds_config,
-                                              tp=tp, pp=pp)
+        wrapped, sharding = parallelize_model(
+            model, parallel, lambda: make_model(mconfig, options), used,
+            sizes.batch_size, ds_config, tp=tp, pp=pp)
     rank, world = data_rank_and_world(sharding and sharding.data_group)
     b = sizes.batch_size // world  # this rank's share of the global batch
     ctx = mconfig.context_len
@@ -135,8 +192,10 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     token_bytes = token_byte_lengths(tok)
     meta = {"profile": P.name, "batch_size": sizes.batch_size, "seed": sizes.seed,
             "eval_batches": sizes.eval_batches, "sample_tokens": sizes.sample_tokens,
-            "parallel": parallel if rank_and_world()[1] > 1 else None, **data}
-    result = train(wrapped, train_batches, config, val_data=val_batches, out_dir=out,
+            "parallel": parallel if rank_and_world()[1] > 1 else None, **data,
+            **({"stability": options} if options else {})}  # a resume must match
+    result = train(wrapped, train_batches, config, loss_fn=training_loss(options),
+                   val_data=val_batches, out_dir=out,
                    run_files={TOKENIZER_FILE: tok.to_str()}, token_bytes=token_bytes,
                    sample_fn=make_sampler(tok, sizes, ctx),
                    flops_per_token=flops_per_token(mconfig)["total"],

@@ -12,6 +12,7 @@ to a Hugging Face folder stamped with the run's id, once, and swaps it in whole.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -60,6 +61,28 @@ def export_run(folder: str | os.PathLike, run_id: str, run_dir: str | os.PathLik
     return True
 
 
+def checkpoint_model(model_config: dict, weights: str | os.PathLike | None):
+    """The GPT of a run's ``model`` configuration, to be given a checkpoint's
+    ``weights`` (its model.safetensors): with appendix A's QK-layernorm when the
+    file's tensors include q_norm gains."""
+    from safetensors import SafetensorError, safe_open
+
+    from llm_from_scratch.model import GPT, GPTConfig
+
+    fields = {f.name for f in dataclasses.fields(GPTConfig)}
+    model = GPT(GPTConfig(**{k: v for k, v in model_config.items() if k in fields}))
+    try:
+        with safe_open(str(weights), "pt") as f:
+            qk_norm = any(k.endswith("self_attn.q_norm.weight") for k in f.keys())
+    except (OSError, SafetensorError):
+        qk_norm = False  # no readable file: loading it will say what is wrong
+    if qk_norm:
+        from llm_from_scratch.stability import apply_qk_norm  # appendix A
+
+        apply_qk_norm(model, eps=model.config.norm_eps)
+    return model
+
+
 def load_run(path: str | os.PathLike, device=None):
     """(model in eval mode, tokenizer, checkpoint folder) of a run folder.
 
@@ -68,8 +91,6 @@ def load_run(path: str | os.PathLike, device=None):
     """
     from tokenizers import Tokenizer
 
-    from llm_from_scratch.model import GPT, GPTConfig
-
     path = Path(path)
     try:
         run = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
@@ -77,7 +98,8 @@ def load_run(path: str | os.PathLike, device=None):
     except Exception as exc:  # noqa: BLE001 - OSError, bad JSON, tokenizers
         raise CheckpointError(f"{path}: not a complete run folder "
                               f"({type(exc).__name__}: {exc})") from None
-    model = GPT(GPTConfig(**run["model"]))
+    weights = next((path / "checkpoints").glob("*/model.safetensors"), None)
+    model = checkpoint_model(run["model"], weights)  # every checkpoint's shapes
     found = load_latest(path / "checkpoints", model, restore_rng=False)
     if found is None:
         raise CheckpointError(f"{path / 'checkpoints'}: no checkpoint yet")

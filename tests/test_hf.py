@@ -1,4 +1,5 @@
-"""Our GPT and Hugging Face's LlamaForCausalLM: the same function, lossless on disk."""
+"""Our GPT and Hugging Face's LlamaForCausalLM (Qwen3ForCausalLM with appendix A's
+QK-layernorm): the same function, lossless on disk."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ import json
 import pytest
 import torch
 import transformers
-from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3ForCausalLM
 
 from llm_from_scratch.hf import (
     CheckpointError,
     config_from_hf,
+    has_qk_norm,
     hf_config,
     load_hf,
     save_hf,
     to_hf_state_dict,
 )
 from llm_from_scratch.model import GPT, GPTConfig
+from llm_from_scratch.stability import apply_qk_norm
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -27,9 +30,11 @@ TINY = GPTConfig(vocab_size=113, n_layers=2, n_heads=4, n_kv_heads=4, d_model=32
                  context_len=20)
 
 
-def model(seed: int = 0, **changes) -> GPT:
+def model(seed: int = 0, qk_norm: bool = False, **changes) -> GPT:
     torch.manual_seed(seed)
     m = GPT(dataclasses.replace(TINY, **changes))
+    if qk_norm:
+        apply_qk_norm(m, eps=m.config.norm_eps)
     with torch.no_grad():  # random norm scales too, so that a swapped norm shows up
         for name, p in m.named_parameters():
             if name.endswith("norm.weight"):
@@ -61,6 +66,67 @@ def test_model_matches_hf_llama_logits(tmp_path, n_kv_heads, tie):
         out = hf(input_ids=idx, labels=idx)
     torch.testing.assert_close(logits, out.logits[:, :-1], atol=1e-5, rtol=0)
     torch.testing.assert_close(loss, out.loss, atol=1e-5, rtol=0)  # same shifted loss
+
+
+@pytest.mark.parametrize(("n_kv_heads", "tie"), [(2, True), (4, False)],
+                         ids=["gqa-tied", "mha-untied"])
+def test_a_qk_normed_model_matches_hf_qwen3_logits(tmp_path, n_kv_heads, tie):
+    # Reference: transformers.Qwen3ForCausalLM loaded by from_pretrained from our
+    # export, fp32, random weights and q/k gains, eps 1e-6 (not Qwen3's default, so
+    # that the eps is seen to travel). Tolerance 1e-5 absolute, as for Llama: the
+    # same float32 operations (observed: 0); a norm after RoPE instead of before it,
+    # over the whole projection instead of per head, or missing, is off by 1e-2+.
+    ours = model(qk_norm=True, n_kv_heads=n_kv_heads, tie_embeddings=tie,
+                 norm_eps=1e-6)
+    save_hf(ours, tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert (written["model_type"], written["architectures"]) == (
+        "qwen3", ["Qwen3ForCausalLM"])
+    hf = Qwen3ForCausalLM.from_pretrained(tmp_path).eval()
+    attn = hf.model.layers[1].self_attn
+    assert attn.q_norm.variance_epsilon == 1e-6 and hf.config.layer_types == [
+        "full_attention"] * 2
+    assert torch.equal(attn.k_norm.weight, ours.layers[1].self_attn.k_norm.weight)
+    idx = tokens()
+    with torch.no_grad():
+        logits, loss = ours(idx[:, :-1], targets=idx[:, 1:])
+        out = hf(input_ids=idx, labels=idx)
+    torch.testing.assert_close(logits, out.logits[:, :-1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(loss, out.loss, atol=1e-5, rtol=0)
+    back = load_hf(tmp_path)  # with its QK-layernorm again, bit for bit
+    assert has_qk_norm(back) and back.layers[0].self_attn.q_norm.eps == 1e-6
+    with torch.no_grad():
+        assert torch.equal(back(idx)[0], ours(idx)[0])
+    assert not has_qk_norm(load_hf(save_hf(model(), tmp_path / "plain")))
+
+
+def test_load_hf_reads_a_qwen3_checkpoint_written_by_transformers(tmp_path):
+    # Reference: HF's own save_pretrained of a Qwen3ForCausalLM, random weights
+    # (its q/k gains start at 1: randomised so that a dropped norm would show).
+    from transformers import Qwen3Config
+
+    config = Qwen3Config(vocab_size=113, hidden_size=32, intermediate_size=72,
+                         num_hidden_layers=2, num_attention_heads=4, head_dim=8,
+                         num_key_value_heads=2, max_position_embeddings=20,
+                         tie_word_embeddings=False)
+    torch.manual_seed(0)
+    hf = Qwen3ForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)
+    hf.save_pretrained(tmp_path)
+    ours = load_hf(tmp_path)
+    assert has_qk_norm(ours) and ours.config.norm_eps == config.rms_norm_eps
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens())[0], hf(tokens()).logits,
+                                   atol=1e-5, rtol=0)
+
+
+def test_a_qk_norm_eps_unlike_the_models_is_refused_by_save_hf(tmp_path):
+    m = apply_qk_norm(GPT(TINY), eps=1e-3)  # Qwen3 has one rms_norm_eps for all
+    with pytest.raises(ValueError, match="cannot express"):
+        save_hf(m, tmp_path)
 
 
 def test_roundtrip_through_the_hf_layout_is_lossless(tmp_path):
@@ -163,6 +229,7 @@ def test_missing_and_unexpected_tensors_are_named(tmp_path):
     ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_scaling"),
     ({"hidden_act": "gelu"}, "hidden_act"),
     ({"head_dim": 4}, "head_dim"),
+    ({"model_type": "qwen3", "use_sliding_window": True}, "use_sliding_window"),
 ])
 def test_unsupported_llama_variants_are_refused(change, message):
     config = {**hf_config(TINY), **change}

@@ -23,7 +23,7 @@ from llm_from_scratch.data import EOT as EOT_TEXT
 from llm_from_scratch.data import DataNotFoundError, local_data_dir
 from llm_from_scratch.distributed import (PARALLEL_METHODS, LaunchError,
                                           close_distributed, init_distributed,
-                                          rank_batch_size)
+                                          launch_environment, rank_batch_size)
 from llm_from_scratch.precision import CHOICES as PRECISION_CHOICES
 from llm_from_scratch.precision import choose_precision
 from llm_from_scratch.profiles import (PROFILE_NAMES, DPOSizes, SFTSizes,
@@ -81,14 +81,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     ds_config = _deepspeed_file(args.deepspeed_config, args.parallel)
     if args.parallel == "deepspeed" and not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed's import
+    dp = _check_layout(args, launch_environment()[1])  # before any work
     launch = init_distributed(args.backend)  # a single process joins no group
     rank, world = launch.rank, launch.world_size
     try:
         if world > 1:
-            # --batch-size is the global batch: each rank gets its share of it, so
-            # N processes train on the batches one process would.
+            # --batch-size is the global batch: each data-parallel rank gets its
+            # share of it, so N processes train on the batches one process would.
             batch = get_profile(args.profile).train.batch_size
-            rank_batch_size(overrides.get("batch_size", batch), world)  # or an error
+            rank_batch_size(overrides.get("batch_size", batch), dp)  # or an error
             if rank == 0:  # one process makes the tokenizer and shards; the rest wait
                 prepare_tokens(args.profile, args.data)
             torch.distributed.barrier()
@@ -97,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 parallel=args.parallel, ds_config=ds_config,
                                 qk_layernorm=args.qk_layernorm, z_loss=args.z_loss,
                                 activation_checkpointing=args.activation_checkpointing,
-                                **overrides)
+                                tp=args.tp, pp=args.pp, **overrides)
     finally:
         close_distributed()
     if rank != 0:
@@ -122,6 +123,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.stopped in ("SIGINT", "SIGTERM"):
         return 128 + signal.Signals[result.stopped].value  # the shell's convention
     return 0
+
+
+def _check_layout(args: argparse.Namespace, world: int) -> int:
+    """The data-parallel size of --tp/--pp on ``world`` processes, or a one-line
+    error (chapter 07's check_layout) before any work."""
+    from llm_from_scratch.model import GPTConfig
+    from llm_from_scratch.model_parallel import check_layout
+
+    shape = GPTConfig.from_profile(get_profile(args.profile).model, vocab_size=1)
+    dp = check_layout(shape, world, args.tp, args.pp, args.parallel)
+    asked = [flag for flag, on in (("--qk-layernorm", args.qk_layernorm),
+                                   ("--z-loss", args.z_loss),
+                                   ("--activation-checkpointing",
+                                    args.activation_checkpointing)) if on]
+    if asked and max(args.tp, args.pp) > 1:
+        raise LaunchError(f"{asked[0]} is not supported with --tp or --pp: leave "
+                          "one of them out")
+    return dp
 
 
 def _deepspeed_file(path: Path | None, parallel: str | None) -> dict | None:
@@ -514,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help=cmd_train.__doc__,
         description=cmd_train.__doc__ + " Under torchrun (chapter 06) the processes "
-        "train one model data-parallel, each on its share of every global batch.")
+        "train one model data-parallel, each on its share of every global batch; --tp "
+        "and --pp (chapter 07) split the model itself.")
     _add_profile(train)
     _add_run_options(train, "artifacts/<profile>/pretrain/<id>")
     train.add_argument("--parallel", choices=PARALLEL_METHODS, default=None,
@@ -525,6 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="DeepSpeed's JSON configuration for --parallel deepspeed "
                        "(default: ZeRO stage 1); the run sets its batch sizes and "
                        "clipping")
+    train.add_argument("--tp", type=int, default=1, metavar="N",
+                       help="tensor parallelism (chapter 07): every block's matrices "
+                       "split over N ranks; more ranks share the batch with "
+                       "--parallel fsdp")
+    train.add_argument("--pp", type=int, default=1, metavar="N",
+                       help="pipeline parallelism (chapter 07): the layers in N "
+                       "stages, one a rank, 1F1B over the --grad-accum micro-batches")
     train.add_argument("--backend", choices=["nccl", "gloo"], default=None,
                        help="torch.distributed backend (default: nccl with GPUs, "
                        "gloo without)")

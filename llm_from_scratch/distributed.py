@@ -543,10 +543,10 @@ def fsdp_sharding(make_plain):
         found = load_fn(plain, plain_opt)
         if found is None:
             return None
-        params = list(model.parameters())
-        for p, q in zip(params, plain.parameters()):
+        for p, q in zip(model.parameters(), plain.parameters()):
             p.copy_(distribute_tensor(q.detach(), p.device_mesh, p.placements))
-        saved = plain_opt.state_dict()
+        saved = plain_opt.state_dict()  # numbered as the optimizer's groups are
+        params = [p for g in optimizer.param_groups for p in g["params"]]
         state = {i: {k: distribute_tensor(v, params[i].device_mesh,
                                           params[i].placements) if v.dim() else v
                      for k, v in s.items()} for i, s in saved["state"].items()}

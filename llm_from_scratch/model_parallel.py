@@ -37,6 +37,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from llm_from_scratch.metrics import IGNORE_INDEX
 from llm_from_scratch.model import GPTConfig, parameter_counts
 
 
@@ -302,9 +303,13 @@ class PipelineLog:
 class _StageWork:
     """Forward and backward of one micro-batch on one stage (both schedules)."""
 
-    def __init__(self, stage: Stage, micro: list, targets: list, shape, group=None):
+    def __init__(self, stage: Stage, micro: list, targets: list, shape, group=None,
+                 loss=None):
         self.stage, self.micro, self.targets = stage, micro, targets
         self.shape, self.group = shape, group  # shape: activations (b, T, C)
+        # the mean over micro-batches is the batch's loss (unless told otherwise)
+        self.loss = loss or (lambda logits, y: lm_loss(logits, y) / len(micro))
+        self.device = next(stage.parameters()).device
         self.held: dict[int, tuple] = {}  # micro-batch -> (input, output)
         self.sends: list = []
         self.log = PipelineLog()
@@ -315,13 +320,13 @@ class _StageWork:
     def forward(self, i: int) -> None:
         x = self.micro[i]
         if not self.stage.first:
-            x = torch.empty(self.shape)
+            x = torch.empty(self.shape, device=self.device)
             dist.recv(x, self._peer(self.stage.stage - 1), group=self.group)
             x.requires_grad_(True)
         start = time.time()  # the block's work, not its wait for the input
         y = self.stage(x)
-        if self.stage.last:  # the mean over micro-batches is the batch's loss
-            y = lm_loss(y, self.targets[i]) / len(self.micro)
+        if self.stage.last:
+            y = self.loss(y, self.targets[i])
             self.log.loss += y.item()
         else:
             self.sends.append(dist.isend(y.detach(), self._peer(self.stage.stage + 1),
@@ -351,12 +356,14 @@ class _StageWork:
         return self.log
 
 
-def gpipe(stage: Stage, micro: list, targets: list, shape, group=None) -> PipelineLog:
+def gpipe(stage: Stage, micro: list, targets: list, shape, group=None,
+          loss=None) -> PipelineLog:
     """One GPipe step on this rank's stage: every micro-batch's forward, then
     every backward. ``micro``, ``targets``: the step's micro-batches (token ids
     and targets; the first stage uses micro, the last targets); ``shape``: the
-    activations' (b, T, C) between stages."""
-    work = _StageWork(stage, micro, targets, shape, group)
+    activations' (b, T, C) between stages; ``loss(logits, targets)``: what the
+    last stage backpropagates for each (default: lm_loss / micro-batches)."""
+    work = _StageWork(stage, micro, targets, shape, group, loss)
     for i in range(len(micro)):
         work.forward(i)
     for i in reversed(range(len(micro))):
@@ -364,11 +371,11 @@ def gpipe(stage: Stage, micro: list, targets: list, shape, group=None) -> Pipeli
     return work.finish()
 
 
-def one_f_one_b(stage: Stage, micro: list, targets: list, shape,
-                group=None) -> PipelineLog:
+def one_f_one_b(stage: Stage, micro: list, targets: list, shape, group=None,
+                loss=None) -> PipelineLog:
     """One 1F1B step: p - s - 1 warm-up forwards on stage s, then one forward and
-    one backward in turn, then the remaining backwards."""
-    work = _StageWork(stage, micro, targets, shape, group)
+    one backward in turn, then the remaining backwards (arguments: gpipe's)."""
+    work = _StageWork(stage, micro, targets, shape, group, loss)
     m, p, s = len(micro), stage.n_stages, stage.stage
     warmup = min(p - s - 1, m)
     for i in range(warmup):
@@ -381,10 +388,12 @@ def one_f_one_b(stage: Stage, micro: list, targets: list, shape,
     return work.finish()
 
 
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of a micro-batch (also the loss_fn given to
-    torch.distributed.pipelining's schedules)."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor,
+            reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy of a micro-batch, targets of -100 left out (also
+    the loss_fn given to torch.distributed.pipelining's schedules)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                           ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
 def tie_group(model: nn.Module, n_stages: int, group=None):
@@ -474,3 +483,246 @@ def choose_layout(c: GPTConfig, gpus: int, seq_len: int, batch_seqs: int,
         if fits:
             return min(fits, key=lambda x: (x.tp * x.pp, x.pp))
     return None
+
+
+def check_layout(config: GPTConfig, world: int, tp: int = 1, pp: int = 1,
+                 method: str | None = None) -> int:
+    """The data-parallel size of ``world`` processes split ``tp``- or ``pp``-way,
+    or a one-line LaunchError: what ``llmfs train --tp/--pp`` refuses before any
+    work. ``method``: ``--parallel``, the data dimension's (fsdp with --tp)."""
+    from llm_from_scratch.distributed import LaunchError
+
+    flag, n = ("--tp", tp) if tp > 1 else ("--pp", pp)
+    if min(tp, pp) < 1:
+        raise LaunchError(f"--tp and --pp take 1 or more, not {min(tp, pp)}")
+    if tp > 1 and pp > 1:
+        raise LaunchError("--tp and --pp together are not supported by llmfs "
+                          "train: use one of them")
+    if n > 1 and world == 1:
+        raise LaunchError(f"{flag} {n} splits the model over {n} processes: "
+                          f"launch it with torchrun --nproc_per_node={n}")
+    if world % n:
+        raise LaunchError(f"{flag} {n} does not divide the {world} processes into "
+                          f"groups of {n}: launch a multiple of {n}")
+    try:
+        if tp > 1:
+            check_tp_degree(config, tp)
+        stage_layers(config.n_layers, pp)
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
+    if tp > 1 and config.context_len % tp:
+        raise LaunchError(f"sequence parallelism splits the {config.context_len}"
+                          f"-token context over {tp} ranks: use a --tp that "
+                          "divides it")
+    dp = world // n
+    if tp > 1 and method not in (None, "fsdp"):
+        raise LaunchError(f"--tp shares its data dimension with --parallel fsdp "
+                          f"only, not {method}")
+    if tp > 1 and dp > 1 and method is None:
+        raise LaunchError(f"--tp {tp} on {world} processes leaves {dp} "
+                          "data-parallel ranks: add --parallel fsdp")
+    if pp > 1 and (method is not None or dp > 1):
+        raise LaunchError(f"--pp runs on its own: launch {pp} processes and leave "
+                          "out --parallel")
+    return dp
+
+
+def _replicate(module: nn.Module, mesh) -> None:
+    """The module's parameters as DTensors replicated over ``mesh``, its inputs
+    and outputs plain tensors."""
+    from torch.distributed.tensor import DTensor, Replicate, distribute_module
+
+    def inputs(mod, args, mesh):
+        return tuple(DTensor.from_local(a, mesh, [Replicate()])
+                     if torch.is_tensor(a) and not isinstance(a, DTensor) else a
+                     for a in args)
+
+    distribute_module(module, mesh, input_fn=inputs,
+                      output_fn=lambda mod, out, mesh: out.to_local())
+
+
+def tensor_parallel(model: nn.Module, mesh, method: str | None, make_plain):
+    """The model tensor-parallel over a (dp, tp) mesh's ``tp`` dimension (with
+    sequence parallelism), FSDP2 over ``dp`` when ``method`` is fsdp, and the
+    loop's Sharding: whole state dicts gathered for checkpoints and samples,
+    losses summed over ``dp``."""
+    import dataclasses
+
+    from llm_from_scratch.distributed import apply_fsdp, fsdp_sharding
+
+    apply_tp(model, mesh["tp"], sequence_parallel=True)
+    _replicate(model.embed_tokens, mesh["tp"])  # every parameter a DTensor
+    if model.config.tie_embeddings:
+        model.lm_head.weight = model.embed_tokens.weight  # tied again
+    _replicate(model.lm_head, mesh["tp"])
+    if method == "fsdp":
+        apply_fsdp(model, mesh=mesh["dp"])
+    return model, dataclasses.replace(fsdp_sharding(make_plain),
+                                      data_group=mesh["dp"].get_group())
+
+
+class PipelineModel(nn.Module):
+    """This rank's stage, as chapter 04's loop sees a model: its parameters are
+    the stage's, and ``forward(x)`` runs the stages one after another and
+    returns the whole model's logits (B, T, V) on every rank of the pipeline
+    (for evaluation; training steps run pipeline_parallel's schedule)."""
+
+    def __init__(self, stage: Stage, config: GPTConfig, group):
+        super().__init__()
+        self.stage, self.config, self.group = stage, config, group
+
+    def forward(self, x: torch.Tensor, targets=None):
+        s = self.stage
+
+        def peer(k):
+            return dist.get_global_rank(self.group, k)
+
+        h = x
+        if not s.first:
+            h = torch.empty(*x.shape, self.config.d_model, device=x.device)
+            dist.recv(h, peer(s.stage - 1), group=self.group)
+        h = s(h).float()
+        if not s.last:
+            dist.send(h, peer(s.stage + 1), group=self.group)
+            h = torch.empty(*x.shape, self.config.vocab_size, device=x.device)
+        dist.broadcast(h, peer(s.n_stages - 1), group=self.group)
+        return h, None
+
+
+def pipeline_schedule(stage: Stage, group, tied, width: int):
+    """The loop's schedule hook: 1F1B over the step's (x, y) micro-batches,
+    the gradient of scale(loss sum) of each, the tied embedding's gradient
+    summed; returns (loss sum, targets), the last stage's, on every stage.
+    ``width``: the activations' last dimension (d_model)."""
+    last = dist.get_global_rank(group, stage.n_stages - 1)
+
+    def schedule(model, batches, scale):
+        sums = []
+
+        def loss(logits, y):
+            sums.append(lm_loss(logits, y, reduction="sum"))
+            return scale(sums[-1])
+
+        micro = [b[0] for b in batches]
+        shape = (*micro[0].shape, width)
+        one_f_one_b(stage, micro, [b[1] for b in batches], shape, group, loss)
+        sync_tied(stage, tied)
+        n = sum(float((b[1] != IGNORE_INDEX).sum()) for b in batches)
+        out = torch.tensor([sum(float(s) for s in sums), n],
+                           dtype=torch.float64, device=micro[0].device)
+        dist.broadcast(out, last, group=group)
+        return out.tolist()
+
+    return schedule
+
+
+def pipeline_clip(stage: Stage, group, tied):
+    """The loop's clip hook: clip_grad_norm with the norm of every stage's
+    gradients (the tied matrix's counted once, as in the whole model)."""
+    from llm_from_scratch.optim import clip_grad_norm
+
+    def clip(params, max_norm):
+        twice = stage.lm_head.weight if tied is not None and stage.last else None
+        counted = [p for p in params if p is not twice]
+        norm = clip_grad_norm(counted, 0.0).to(torch.float64) ** 2  # this stage's
+        dist.all_reduce(norm, group=group)
+        norm = norm.sqrt().float()
+        grads = [p.grad for p in params if p.grad is not None]
+        if max_norm > 0 and grads:
+            torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+        return norm
+
+    return clip
+
+
+def stage_checkpoints(model: nn.Module, stage: Stage, make_plain):
+    """The loop's whole and load hooks for a pipeline: every stage's parameters
+    and optimizer state, named as in the whole model, gathered into a plain
+    model and optimizer on rank 0; a checkpoint loaded into plain copies on
+    every rank, each stage taking its part."""
+    from llm_from_scratch.optim import param_groups
+
+    names = {id(p): n for n, p in model.named_parameters()}  # a tied one: once
+    mine = [(names[id(p)], p) for p in stage.parameters()]
+
+    def twin(optimizer):
+        plain = make_plain()
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": q["params"]}
+                  for g, q in zip(optimizer.param_groups, param_groups(plain, 0.0))]
+        return plain, type(optimizer)(groups)
+
+    def whole(core, optimizer):
+        state = optimizer.state if optimizer else {}
+        part = ({n: p.detach().cpu() for n, p in mine},
+                {n: {k: v.cpu() for k, v in state[p].items()}
+                 for n, p in mine if p in state})
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, part)
+        if dist.get_rank() != 0:
+            return None
+        plain, plain_opt = twin(optimizer) if optimizer else (make_plain(), None)
+        by_name = dict(plain.named_parameters())
+        with torch.no_grad():
+            for weights, states in parts:
+                for n, w in weights.items():
+                    by_name[n].copy_(w)
+                for n, s in states.items():
+                    plain_opt.state[by_name[n]] = s
+        return plain, plain_opt
+
+    @torch.no_grad()
+    def load(load_fn, core, optimizer):
+        plain, plain_opt = twin(optimizer)
+        found = load_fn(plain, plain_opt)
+        if found is None:
+            return None
+        by_name = dict(plain.named_parameters())
+        for n, p in mine:
+            p.copy_(by_name[n])
+            saved = plain_opt.state.get(by_name[n])
+            if saved:
+                optimizer.state[p] = {k: v.to(p.device) if v.dim() else v.clone()
+                                      for k, v in saved.items()}
+        return found
+
+    return whole, load
+
+
+def pipeline_parallel(model: nn.Module, mesh, make_plain):
+    """(this rank's PipelineModel, the loop's Sharding) over a (dp, pp) mesh's
+    ``pp`` dimension: the schedule hook, whole-model checkpoints, losses summed
+    over ``dp`` (every stage of a pipeline reads the same batches)."""
+    from llm_from_scratch.train import Sharding
+
+    pp = mesh["pp"]
+    group = pp.get_group()
+    stage = split_stages(model, pp.size())[pp.get_local_rank()]
+    tied = tie_group(model, pp.size(), group)
+    whole, load = stage_checkpoints(model, stage, make_plain)
+    schedule = pipeline_schedule(stage, group, tied, model.config.d_model)
+    return PipelineModel(stage, model.config, group), Sharding(
+        schedule=schedule, clip=pipeline_clip(stage, group, tied), whole=whole,
+        load=load, data_group=mesh["dp"].get_group())
+
+
+def parallelize_model(model: nn.Module, method: str | None, make_plain, config,
+                      global_batch: int, ds_config: dict | None = None,
+                      tp: int = 1, pp: int = 1):
+    """(the model as chapter 04's loop trains it, the loop's Sharding) under
+    torchrun: chapter 06's ``parallelize`` by ``method`` when tp = pp = 1, else
+    a (dp, tp) or (dp, pp) DeviceMesh, the dp ranks sharing ``global_batch``."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    from llm_from_scratch.distributed import parallelize, rank_batch_size
+
+    dp = check_layout(model.config, dist.get_world_size(), tp, pp, method)
+    b = rank_batch_size(global_batch, dp)
+    if tp == pp == 1:
+        return parallelize(model, method or "ddp", make_plain, config, b, ds_config)
+    device = next(model.parameters()).device.type
+    mesh = init_device_mesh(device, (dp, tp * pp),
+                            mesh_dim_names=("dp", "tp" if tp > 1 else "pp"))
+    if tp > 1:
+        return tensor_parallel(model, mesh, method, make_plain)
+    return pipeline_parallel(model, mesh, make_plain)

@@ -31,8 +31,9 @@ from llm_from_scratch.metrics import token_byte_lengths
 from llm_from_scratch.precision import peak_flops, resolve_precision
 from llm_from_scratch.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.storage import file_sha256, json_digest, write_atomic
-from llm_from_scratch.train import (REPORTING_FIELDS, TrainResult, evaluate,
-                                    rank_and_world, train, unwrap)
+from llm_from_scratch.train import (REPORTING_FIELDS, TrainResult,
+                                    data_rank_and_world, evaluate, rank_and_world,
+                                    train, unwrap)
 
 PROMPT = "Once upon a time"
 
@@ -137,7 +138,7 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
              stop_at_step: int | None = None, parallel: str | None = None,
              ds_config: dict | None = None, qk_layernorm: bool = False,
              z_loss: float = 0.0, activation_checkpointing: bool = False,
-             **overrides):
+             tp: int = 1, pp: int = 1, **overrides):
     """Pretrain the profile's model on its token shards; returns (result, model, tok).
 
     ``overrides`` replace fields of the profile's TrainConfig (``lr``, ``max_steps``,
@@ -147,7 +148,9 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     model (chapter 06's ``parallelize``: ddp by default, fsdp, zero1, deepspeed
     with ``ds_config``), each on its share of every global batch. Appendix A's
     options, off by default: ``qk_layernorm``, ``z_loss`` (a coefficient, PaLM's
-    1e-4) and ``activation_checkpointing``.
+    1e-4) and ``activation_checkpointing``. ``tp`` and ``pp`` split the model
+    itself over that many ranks (chapter 07's ``parallelize_model``), the rest
+    sharing the batch.
     """
     from llm_from_scratch.data import TokenWindows
     from llm_from_scratch.model import GPTConfig, flops_per_token
@@ -172,13 +175,15 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     rank, world = rank_and_world()
     set_seed(sizes.seed)
     model = make_model(mconfig, options, activation_checkpointing).to(device)
-    wrapped, sharding, b = model, None, sizes.batch_size  # b: this rank's share
-    if world > 1:  # chapter 06: one model shared by the processes
-        from llm_from_scratch.distributed import parallelize, rank_batch_size
+    wrapped, sharding = model, None
+    if world > 1:  # chapters 06 and 07: one model shared by the processes
+        from llm_from_scratch.model_parallel import parallelize_model
 
-        b = rank_batch_size(sizes.batch_size, world)
-        wrapped, sharding = parallelize(model, parallel or "ddp", lambda: make_model(
-            mconfig, options), used, b, ds_config)
+        wrapped, sharding = parallelize_model(
+            model, parallel, lambda: make_model(mconfig, options), used,
+            sizes.batch_size, ds_config, tp=tp, pp=pp)
+    rank, world = data_rank_and_world(sharding and sharding.data_group)
+    b = sizes.batch_size // world  # this rank's share of the global batch
     ctx = mconfig.context_len
     train_batches = ShuffledBatches(TokenWindows(shards["train"], ctx), b,
                                     seed=sizes.seed, rank=rank, world_size=world)
@@ -187,7 +192,7 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     token_bytes = token_byte_lengths(tok)
     meta = {"profile": P.name, "batch_size": sizes.batch_size, "seed": sizes.seed,
             "eval_batches": sizes.eval_batches, "sample_tokens": sizes.sample_tokens,
-            "parallel": parallel if world > 1 else None, **data,
+            "parallel": parallel if rank_and_world()[1] > 1 else None, **data,
             **({"stability": options} if options else {})}  # a resume must match
     result = train(wrapped, train_batches, config, loss_fn=training_loss(options),
                    val_data=val_batches, out_dir=out,
@@ -199,26 +204,29 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     if result.stopped is None:
         whole = sharding.whole(unwrap(wrapped), None) if sharding and sharding.whole \
             else (model, None)  # the whole weights on rank 0, for the export
-        finish_run(out, model, tok, valid, sizes.batch_size, used.precision,
-                   token_bytes, artifacts_dir(P.name) / "pretrained", rid,
-                   whole[0] if rank == 0 else None)
+        finish_run(out, unwrap(wrapped), tok, valid, sizes.batch_size,
+                   used.precision, token_bytes, artifacts_dir(P.name) / "pretrained",
+                   rid, whole and whole[0], sharding and sharding.data_group)
     return result, model, tok
 
 
 def finish_run(out: Path, model: nn.Module, tok, valid, batch_size: int,
                precision: str, token_bytes: torch.Tensor, export: Path,
-               rid: str, plain: nn.Module | None = None) -> None:
+               rid: str, plain: nn.Module | None = None, group=None) -> None:
     """After a finished run: the whole validation split evaluated once (final.json),
     and the model exported in Hugging Face's layout (rank 0 writes ``plain``, the
-    whole model, when ``model`` is sharded). ``batch_size``: the global batch."""
+    whole model, when ``model`` is sharded). ``batch_size``: the global batch;
+    ``group``: the ranks that read different batches (None: all)."""
     from llm_from_scratch.hf import save_hf
 
-    rank, world = rank_and_world()
+    rank = rank_and_world()[0]
+    share, world = data_rank_and_world(group)
     final = out / "final.json"
     if not final.exists():  # every process evaluates its share of the split
         rows = len(valid) // batch_size * world  # 1 process's, shared out evenly
-        r = evaluate(model, spread_batches(valid, batch_size // world, rows, rank,
-                                           world), precision, token_bytes)
+        r = evaluate(model, spread_batches(valid, batch_size // world, rows, share,
+                                           world), precision, token_bytes,
+                     group=group)
         device = next(model.parameters()).device
         threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
         r.update(device=f"{device}{threads}", precision=precision,

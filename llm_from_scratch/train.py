@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -130,13 +131,23 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def all_reduce(values: list[float], device, op: str = "sum") -> list[float]:
-    """Sum (or max) numbers over every rank; returns them unchanged on one process."""
+def data_rank_and_world(group=None) -> tuple[int, int]:
+    """(rank, size) in the group of ranks that read different batches: every
+    rank (None), or one data-parallel dimension of a mesh (chapter 07)."""
+    if group is None:
+        return rank_and_world()
+    return torch.distributed.get_rank(group), torch.distributed.get_world_size(group)
+
+
+def all_reduce(values: list[float], device, op: str = "sum",
+               group=None) -> list[float]:
+    """Sum (or max) numbers over every rank (or a group's); returns them unchanged
+    on one process."""
     if rank_and_world()[1] == 1:
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
     ops = {"sum": torch.distributed.ReduceOp.SUM, "max": torch.distributed.ReduceOp.MAX}
-    torch.distributed.all_reduce(t, op=ops[op])
+    torch.distributed.all_reduce(t, op=ops[op], group=group)
     return t.tolist()
 
 
@@ -170,9 +181,10 @@ def _no_sync(model: nn.Module, skip: bool):
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, precision: str = "fp32",
              token_bytes: torch.Tensor | None = None,
-             loss_fn: Callable = next_token_loss) -> dict:
-    """Mean loss per target over batches (summed over ranks); bits per byte given
-    token_bytes, from the bytes of the (x, y) batches' targets that count."""
+             loss_fn: Callable = next_token_loss, group=None) -> dict:
+    """Mean loss per target over batches (summed over ranks, or over ``group``'s,
+    the ranks that read different batches); bits per byte given token_bytes, from
+    the bytes of the (x, y) batches' targets that count."""
     was_training = model.training
     model.eval()
     device = next(unwrap(model).parameters()).device
@@ -186,7 +198,8 @@ def evaluate(model: nn.Module, batches: Iterable, precision: str = "fp32",
         if token_bytes is not None:
             n_bytes += target_bytes(token_bytes, batch[1])
     model.train(was_training)
-    nats, n_targets, n_bytes = all_reduce([nats, n_targets, n_bytes], device)
+    nats, n_targets, n_bytes = all_reduce([nats, n_targets, n_bytes], device,
+                                          group=group)
     out = {"loss": nats / n_targets, "tokens": int(n_targets)}
     if token_bytes is not None:
         out.update(bytes=int(n_bytes),
@@ -265,9 +278,12 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     Returns lr, loss (the mean over every target of the step), targets, grad_norm and
     skipped (an fp16 overflow); or lr and ``bad``, what went non-finite, without
     updating (the gradients stay, for the diagnosis). ``sharding``: an engine's
-    own backward and step (DeepSpeed's) in place of the loop's.
+    own backward and step (DeepSpeed's) in place of the loop's, a pipeline's
+    schedule in place of the micro-batch loop, the group of the data dimension.
     """
-    engine = sharding if sharding and sharding.step else None
+    sharding = sharding or Sharding()
+    engine = sharding if sharding.step else None
+    data_group = sharding.data_group  # losses and targets are summed over it
     device = next(p for g in optimizer.param_groups for p in g["params"]).device
     params = [p for g in optimizer.param_groups for p in g["params"]]
     scaler = scaler or LossScaler(enabled=False)
@@ -275,7 +291,16 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     for group in optimizer.param_groups:
         group["lr"] = lr
     loss_total, n_total, ref = 0.0, 0.0, None
-    for i in range(config.grad_accum):
+    if sharding.schedule:  # a pipeline runs every micro-batch's forward and backward
+        batches = [_to(next_batch(), device) for _ in range(config.grad_accum)]
+        n = float((batches[0][1] != IGNORE_INDEX).sum())  # (x, y) batches
+        ref = max(1.0, all_reduce([n], device, "max")[0])
+        with autocast(device, config.precision):
+            loss_total, n_total = sharding.schedule(
+                model, batches, lambda loss_sum: scaler.scale_loss(loss_sum / ref))
+        if not math.isfinite(loss_total):
+            return {"lr": lr, "bad": f"The loss is {loss_total}"}
+    for i in range(0 if sharding.schedule else config.grad_accum):
         batch = _to(next_batch(), device)
         skip = i < config.grad_accum - 1  # all-reduce once, after the last
         with contextlib.nullcontext() if engine else _no_sync(model, skip):
@@ -288,15 +313,18 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
             loss = scaler.scale_loss(loss_sum / ref)
             engine.backward(loss) if engine else loss.backward()
         loss_total, n_total = loss_total + loss_sum.item(), n_total + float(n)
-    loss_total, n_total = all_reduce([loss_total, n_total], device)
+    loss_total, n_total = all_reduce([loss_total, n_total], device,
+                                     group=data_group)
     if engine:  # it averages over micro-batches and ranks, clips and steps
         return {"lr": lr, "loss": loss_total / max(n_total, 1.0), "skipped": False,
                 "targets": int(n_total), "grad_norm": float(engine.step())}
     grads = [p.grad for p in params if p.grad is not None]
     if grads and n_total:  # from sum / ref to the mean over every target and rank
-        torch._foreach_mul_(grads, ref * rank_and_world()[1] / n_total)
+        replicas = data_rank_and_world(data_group)[1]  # what the wrapper averaged
+        torch._foreach_mul_(grads, ref * replicas / n_total)
     found_inf = scaler.unscale_(params)  # fp16 only; else False
-    norm = clip_grad_norm(params, config.grad_clip)  # of the true gradients
+    clip = sharding.clip or clip_grad_norm
+    norm = clip(params, config.grad_clip)  # of the true gradients
     if not found_inf and not torch.isfinite(norm):
         return {"lr": lr, "bad": f"The gradient norm is {norm.item()}"}
     if not found_inf:  # an fp16 overflow skips the step
@@ -329,7 +357,17 @@ class Sharding:
     load(load_fn, model, optimizer): load_fn(module, optimizer) restores a
         checkpoint into whole copies; the hook puts them into the shards;
     backward(loss), step() -> gradient norm: for an engine that averages, clips
-        and steps itself (DeepSpeed's), in place of the loop's own.
+        and steps itself (DeepSpeed's), in place of the loop's own;
+    schedule(model, batches, scale) -> (loss sum, targets) of a step's (x, y)
+        micro-batches, their forward and backward done, the gradient of
+        scale(loss sum) of each, averaged over the data dimension: a pipeline
+        (chapter 07), in place of the loop's micro-batch loop;
+    clip(params, max_norm) -> gradient norm: clip_grad_norm over the whole
+        model when this rank holds only a part of it in plain tensors (a
+        pipeline stage);
+    data_group: the ranks that read different batches, over which losses and
+        targets are summed (None: every rank; a mesh's data dimension when
+        tensor- or pipeline-parallel ranks share their batches).
     """
 
     optimizer: Callable | None = None
@@ -337,6 +375,9 @@ class Sharding:
     load: Callable | None = None
     backward: Callable | None = None
     step: Callable | None = None
+    schedule: Callable | None = None
+    clip: Callable | None = None
+    data_group: object = None
 
 
 def data_position(positions: list[dict], rank: int, world: int) -> dict:
@@ -432,7 +473,7 @@ def _report(r: _Run, is_last: bool) -> None:
     if h["val_data"] is not None and (is_last or step == 0 or (
             c.eval_interval and step % c.eval_interval == 0)):
         e = evaluate(r.model, h["val_data"], c.precision, h["token_bytes"],
-                     h["loss_fn"])
+                     h["loss_fn"], r.sharding.data_group)
         extra = {"val_bpb": e["bpb"]} if "bpb" in e else {}
         r.emit(step=step, tokens=r.tokens, val_loss=e["loss"], **extra)
     if h["sample_fn"] is not None and (
@@ -466,8 +507,10 @@ def train(model: nn.Module, train_data: Iterable, config: TrainConfig, *,
     sharding = sharding or Sharding()
     device = next(unwrap(model).parameters()).device
     world = rank_and_world()[1]
-    if world > 1 and not (syncs_gradients(model) or sharding.step):
-        raise ValueError(f"{world} processes train one model only if a wrapper "
+    replicas = data_rank_and_world(sharding.data_group)[1]
+    if replicas > 1 and not (syncs_gradients(model) or sharding.step
+                             or sharding.schedule):
+        raise ValueError(f"{replicas} processes train one model only if a wrapper "
                          "averages their gradients: wrap it in DDP or FSDP first")
     asked = config.precision
     config = dataclasses.replace(config, precision=resolve_precision(asked, device))

@@ -71,14 +71,7 @@ def machine_paths() -> list[str]:
     return sorted((p for p in found if len(p) > 1), key=len, reverse=True)
 
 
-# Chapters whose outputs were not yet brought within these checks when they were added
-# (their owners were told in /work/coord/notes-polish.md). Each is an expected failure,
-# reported as such, never as a pass; remove a chapter from here once it is fixed.
-PENDING = {"06_data_parallel", "10_evaluation"}
-CHAPTERS = [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(
-                reason="outputs not yet within the page (see PENDING)", strict=False))
-            if p.stem in PENDING else pytest.param(p, id=p.stem)
-            for p in book.chapter_paths()]
+CHAPTERS = [pytest.param(p, id=p.stem) for p in book.chapter_paths()]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

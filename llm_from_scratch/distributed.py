@@ -310,7 +310,6 @@ class ZeRO1:
     parameters r owns. ``step()`` updates those, then each owner broadcasts its
     parameters to the others. ``state_dict()`` gathers the shards into the
     unsharded optimizer's state dict, so a checkpoint does not depend on N.
-
     make_optimizer(param_groups) builds the inner optimizer (AdamW, SGD...).
     """
 

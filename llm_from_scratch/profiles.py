@@ -327,9 +327,9 @@ PROFILES: dict[str, Profile] = {
             pair_prompts=256, heldout_prompts=48, samples=8, temperature=1.0,
             top_p=1.0, max_new_tokens=160, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
             batch_size=8, seed=0, kl_prompts=32),
-        eval=EvalSizes(cloze_items=500, final_word_items=500, ngram=8,
-                       contamination_threshold=0.5, samples=32, sample_tokens=200,
-                       batch_size=16, seed=0, instructions=200),
+        eval=EvalSizes(cloze_items=300, final_word_items=300, ngram=8,
+                       contamination_threshold=0.5, samples=24, sample_tokens=200,
+                       batch_size=16, seed=0, instructions=120),
     ),
     "gpu": Profile(
         name="gpu",

@@ -1,7 +1,7 @@
 """Every chapter executes with the smoke profile, and the smoke book builds to PDF/HTML.
 
 The chapters are executed into _build/smoke/ exactly as `make book PROFILE=smoke` does;
-a chapter whose source, package and profile are unchanged since its last successful
+a chapter whose code, package and profile are unchanged since its last successful
 execution there is not executed again.
 """
 
@@ -199,3 +199,39 @@ def test_pdf_preface_gets_a_titled_chapter_and_real_headings():
     assert "\\markboth{Preface}{Preface}" in tex  # the running heads
     assert "\\section*{Who this book is for}" in tex
     assert "## code" in tex  # a fenced block is left alone
+
+
+def test_a_prose_edit_keeps_the_executed_outputs_and_a_code_edit_runs_again(tmp_path):
+    """Only code (and its tags) decides whether a chapter runs again; a markdown edit
+    is carried into the executed copy beside the outputs it had."""
+    def notebook(prose: str, code: str) -> dict:
+        return {"cells": [
+            {"cell_type": "markdown", "id": "m1", "metadata": {}, "source": prose},
+            {"cell_type": "code", "id": "p1", "metadata": {"tags": ["parameters"]},
+             "source": 'profile = "auto"', "outputs": [], "execution_count": None},
+            {"cell_type": "code", "id": "c1", "metadata": {}, "source": code,
+             "outputs": [], "execution_count": None}],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+    chapter = tmp_path / "01_x.ipynb"
+    chapter.write_text(json.dumps(notebook("# Old prose", "print(1)")))
+    executed = notebook("# Old prose", "print(1)")
+    injected = {"cell_type": "code", "id": "inj", "source": 'profile = "smoke"',
+                "metadata": {"tags": ["injected-parameters", "remove-cell"]},
+                "outputs": [], "execution_count": 1}
+    executed["cells"].insert(2, injected)
+    out = {"output_type": "stream", "name": "stdout", "text": "1\n"}
+    executed["cells"][3].update(outputs=[out], execution_count=2)
+    before = book.fingerprint(chapter, "smoke")
+
+    chapter.write_text(json.dumps(notebook("# New prose, $x^2$", "print(1)")))
+    assert book.fingerprint(chapter, "smoke") == before
+    assert book.fingerprint(chapter, "cpu") != before
+    fresh = book.refresh_prose(chapter, executed)
+    assert [c["source"] for c in fresh["cells"]] == [
+        "# New prose, $x^2$", 'profile = "auto"', 'profile = "smoke"', "print(1)"]
+    assert fresh["cells"][3]["outputs"] == [out]
+
+    chapter.write_text(json.dumps(notebook("# New prose, $x^2$", "print(2)")))
+    assert book.fingerprint(chapter, "smoke") != before
+    assert book.refresh_prose(chapter, executed) is None

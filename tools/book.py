@@ -4,8 +4,8 @@
 
 Chapter sources stay output-free. Executed copies go to ``_build/<profile>/`` beside
 copies of ``_config.yml``, ``_toc.yml`` and ``book/``; Jupyter Book builds there. A
-chapter is executed again only when its source, the package or the profile changed
-(``--force`` re-executes everything). In the staging copy of the preface, the
+chapter is executed again only when its code, the package or the profile changed
+(``--force`` re-executes everything); a prose edit is copied into the executed copy. In the staging copy of the preface, the
 chapter list is written from ``_toc.yml`` (what the book holds, never more), and the
 last section, *About this build*, from what this run measured.
 """
@@ -54,11 +54,45 @@ def chapter_paths(selected: list[str] | None = None) -> list[Path]:
 
 
 def fingerprint(chapter: Path, profile: str) -> str:
-    """Changes when the chapter, the package or the profile changes."""
+    """Changes when the chapter's code, the package or the profile changes.
+
+    Prose is left out: a markdown edit is refreshed into the executed copy
+    (``refresh_prose``) without running the chapter again.
+    """
     h = hashlib.sha256(profile.encode())
-    for path in [chapter, *sorted((ROOT / "llm_from_scratch").rglob("*.py"))]:
+    for cell in json.loads(chapter.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "code":
+            tags = cell.get("metadata", {}).get("tags", [])
+            h.update(json.dumps([_text(cell["source"]), tags]).encode())
+    for path in sorted((ROOT / "llm_from_scratch").rglob("*.py")):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _text(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "".join(source)
+
+
+def refresh_prose(chapter: Path, executed: dict) -> dict | None:
+    """The source chapter with the executed copy's outputs, or None when a code cell
+    cannot be matched by its id (then the chapter is executed again)."""
+    source = json.loads(chapter.read_text(encoding="utf-8"))
+    done = {c.get("id"): c for c in executed["cells"] if c["cell_type"] == "code"}
+    cells = []
+    for cell in source["cells"]:
+        if cell["cell_type"] == "code":
+            run = done.get(cell.get("id"))
+            if run is None or _text(run["source"]) != _text(cell["source"]):
+                return None
+            cell = {**cell, "outputs": run.get("outputs", []),
+                    "execution_count": run.get("execution_count"),
+                    "metadata": {**cell.get("metadata", {}),
+                                 "papermill": run.get("metadata", {}).get("papermill", {})}}
+        cells.append(cell)
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cells += [c for c in executed["cells"] if "injected-parameters"
+                      in c.get("metadata", {}).get("tags", [])]
+    return {**executed, "cells": cells}
 
 
 def find_ansi(nb: dict) -> list[int]:
@@ -81,8 +115,13 @@ def execute(chapter: Path, dest: Path, profile: str, force: bool) -> float:
     if dest.exists() and not force:
         meta = json.loads(dest.read_text(encoding="utf-8"))["metadata"].get("llmfs", {})
         if meta.get("fingerprint") == stamp:
-            print(f"  {chapter.name}: unchanged, executed {meta['seconds']:.1f} s earlier")
-            return meta["seconds"]
+            nb = refresh_prose(chapter, json.loads(dest.read_text(encoding="utf-8")))
+            if nb is not None:
+                dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n",
+                                encoding="utf-8")
+                print(f"  {chapter.name}: code unchanged, executed "
+                      f"{meta['seconds']:.1f} s earlier (prose refreshed)")
+                return meta["seconds"]
     print(f"  {chapter.name}: executing with profile {profile} ...", flush=True)
     start = time.perf_counter()
     try:

@@ -240,12 +240,10 @@ def data_used(profile: str) -> list[tuple[str, str]]:
         return [("data", f"{source}; no token shards were made by this build")]
     done = json.loads(manifest.read_text())
     files = [f for f in done["key"].get("data", []) if isinstance(f, list)]
-    if files:
-        source += ": " + ", ".join(f"{name} ({size / 1e6:.1f} MB)"
-                                   for name, size in files)
     limits = read_limits(profile)
     text_bytes = shard_text_bytes(profile, manifest.parent, done["shards"])
-    rows = [("data", source)]
+    rows = [("data", source)]  # a file a row: long names cannot break in a table cell
+    rows += [("data file", f"`{name}`, {size / 1e6:.1f} MB") for name, size in files]
     for split in ("train", "valid"):
         size = (f", {text_bytes[split] / 1e6:.2f} MB of text" if split in text_bytes
                 else "")

@@ -192,6 +192,24 @@ def test_pdf_chapters_are_numbered_by_file_name_and_appendices_lettered(tmp_path
     assert "\\appendix\\setcounter{chapter}{1}" in first["B_machinery"][0]["source"]
 
 
+def test_pdf_appendix_headings_lose_the_numbers_latex_gives_them(tmp_path):
+    """The HTML is unnumbered, so an appendix's headings carry "Appendix B: " and
+    "B.1 "; the PDF numbers them itself, so the staged copy drops them (else the
+    contents read "B.1 B.1 ...")."""
+    (tmp_path / "chapters").mkdir()
+    body = "# Appendix B: The machinery\n\nText B.1 stays.\n\n## B.1 Files\n\n### x\n"
+    (tmp_path / "chapters" / "B_machinery.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "markdown", "metadata": {}, "source": body}],
+         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (tmp_path / "_toc.yml").write_text("root: book/preface\nchapters:\n"
+                                       "  - file: chapters/B_machinery\n")
+    book.latex_numbering(tmp_path)
+    staged = tmp_path / "chapters" / "B_machinery.ipynb"
+    cells = json.loads(staged.read_text())["cells"]
+    assert cells[1]["source"] == ("# The machinery\n\nText B.1 stays.\n\n"
+                                  "## Files\n\n### x\n")
+
+
 def test_pdf_preface_gets_a_titled_chapter_and_real_headings():
     text = "# LLM from Scratch\n\nIntro.\n\n## Who this book is for\n\n```\n## code\n```\n"
     tex = book.latex_front_matter(text)

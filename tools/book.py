@@ -87,7 +87,7 @@ def refresh_prose(chapter: Path, executed: dict) -> dict | None:
             cell = {**cell, "outputs": run.get("outputs", []),
                     "execution_count": run.get("execution_count"),
                     "metadata": {**cell.get("metadata", {}),
-                                 "papermill": run.get("metadata", {}).get("papermill", {})}}
+                                 "papermill": run["metadata"].get("papermill", {})}}
         cells.append(cell)
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             cells += [c for c in executed["cells"] if "injected-parameters"
@@ -407,11 +407,15 @@ def latex_front_matter(preface: str) -> str:
 NUMBERING = "llmfs-numbering"
 
 
+APPENDIX_NUMBER = re.compile(r"^(#+ )(?:Appendix [A-Z]: |[A-Z]\.\d+ )", re.M)
+
+
 def latex_numbering(staging: Path) -> None:
     """Number the PDF's chapters by their file names, not by their order: chapter
     08 stays "Chapter 08" while 07 is missing, and appendices are lettered from
     their own letter ("Appendix B"). A cell of raw LaTeX, which the HTML ignores,
-    goes at the top of each staged notebook."""
+    goes at the top of each staged notebook. An appendix's headings lose the numbers
+    they carry for the HTML ("# Appendix A: ...", "## A.1 ..."), which LaTeX gives."""
     started_appendix = False
     for entry in book_outline(staging / "_toc.yml"):
         path = staging / f"{entry.file}.ipynb"
@@ -419,7 +423,10 @@ def latex_numbering(staging: Path) -> None:
             continue
         nb = json.loads(path.read_text(encoding="utf-8"))
         nb["cells"] = [c for c in nb["cells"] if c.get("id") != NUMBERING]
-        if entry.is_appendix:
+        if entry.is_appendix:  # LaTeX numbers "A", "A.1": the titles' own go
+            for cell in nb["cells"]:
+                if cell["cell_type"] == "markdown":
+                    cell["source"] = APPENDIX_NUMBER.sub(r"\1", _text(cell["source"]))
             tex = "" if started_appendix else "\\appendix"
             tex += f"\\setcounter{{chapter}}{{{ord(entry.number) - ord('A')}}}"
             started_appendix = True
@@ -527,11 +534,15 @@ def main(argv: list[str] | None = None) -> int:
             pdf = staging / "book.pdf"
             pdf.unlink(missing_ok=True)  # never leave an older PDF looking current
             staged_preface.write_text(latex_front_matter(preface), encoding="utf-8")
+            chapters = (staging / "chapters").glob("*.ipynb")
+            executed = {path: path.read_bytes() for path in chapters}
             latex_numbering(staging)
             try:
                 jupyter_book(staging, "pdflatex")
-            finally:
+            finally:  # the HTML is built from the same staging copy
                 staged_preface.write_text(preface, encoding="utf-8")
+                for path, content in executed.items():
+                    path.write_bytes(content)
             shutil.copy2(staging / "_build" / "latex" / "book.pdf", pdf)
             print(f"book: PDF at {pdf.relative_to(ROOT)}")
         if args.html:

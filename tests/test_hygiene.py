@@ -97,3 +97,30 @@ def test_nbclean_strips_outputs_and_counts(tmp_path):
     path = _notebook(tmp_path, [dict(PARAMS), cell])
     assert nbclean.main([str(path)]) == 0
     assert nbclean.problems(path) == []
+
+
+def _figure_names() -> list[str]:
+    names = []
+    for path in CHAPTERS:
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            figure = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+            names += [figure["name"]] if "name" in figure else []
+    return names
+
+
+def test_figure_names_are_unique_across_the_book():
+    """A name used twice leaves {numref} unresolved: the PDF prints the raw label."""
+    names = _figure_names()
+    assert len(names) > 20
+    assert not {n for n in names if names.count(n) > 1}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_prose_line_ends_inside_a_hyphenated_word(path):
+    """Markdown joins lines with a space: "data-" then "parallel" prints as "data-
+    parallel". (A line may end with " -", a dash between words.)"""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    broken = [line for cell in cells if cell["cell_type"] == "markdown"
+              for line in "".join(cell["source"]).splitlines()
+              if re.search(r"[A-Za-z]-$", line)]
+    assert not broken, broken[:5]

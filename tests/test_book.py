@@ -169,6 +169,9 @@ def test_references_are_labelled_author_year_with_a_b_for_one_name_and_year():
     assert {labels["touvron2023llama"], labels["touvron2023llama2"]} == {
         "Touvron et al., 2023a", "Touvron et al., 2023b"}
     assert len(set(labels.values())) == len(labels), "two works share a label"
+    order = [e.key for e in llmfs_bib.AuthorYearStyle().format_bibliography(db)]
+    assert order.index("tiktoken") < order.index("ouyang2022training"), (
+        "{OpenAI} sorts by its name, not after Z for its brace")
 
 
 def test_pdf_chapters_are_numbered_by_file_name_and_appendices_lettered(tmp_path):

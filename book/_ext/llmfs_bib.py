@@ -1,6 +1,7 @@
 """Author-year citations, the same in the text and in the list of references.
 
-A pybtex style ``llmfs``: entries sorted by author, year and title, each labelled
+A pybtex style ``llmfs``: entries sorted by author, year and title (a corporate
+author such as ``{OpenAI}`` by its name, not after Z for its brace), each labelled
 "Vaswani et al., 2017" (one author: "Gage, 1994"; two: "Eldan and Li, 2023"), with
 a, b, ... after the year when one label would name two works ("Touvron et al.,
 2023a"). With ``bibtex_reference_style = "label"`` the text cites by that label too.
@@ -14,6 +15,7 @@ from collections import Counter
 from pybtex.plugin import register_plugin
 from pybtex.style.formatting.plain import Style as PlainStyle
 from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.sorting import BaseSortingStyle
 
 
 def _surname(person) -> str:
@@ -21,11 +23,16 @@ def _surname(person) -> str:
     return re.sub(r"[{}]", "", name)
 
 
-def author_year(entry) -> str:
+def _names(entry) -> list[str]:
     people = entry.persons.get("author") or entry.persons.get("editor") or []
     names = [_surname(p) for p in people]
     if not names:  # software and web pages: the title's head stands in for a name
         names = [re.sub(r"[{}]", "", entry.fields.get("title", entry.key)).split(":")[0]]
+    return names
+
+
+def author_year(entry) -> str:
+    names = _names(entry)
     who = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}"
            if len(names) == 2 else f"{names[0]} et al.")
     return f"{who}, {entry.fields.get('year', 'n.d.')}"
@@ -43,9 +50,17 @@ class AuthorYearLabels(BaseLabelStyle):
                 yield label
 
 
+class AuthorYearSorting(BaseSortingStyle):
+    """By the names the label shows (braces dropped), then year, then title."""
+
+    def sorting_key(self, entry):
+        return ([n.lower() for n in _names(entry)], entry.fields.get("year", ""),
+                re.sub(r"[{}]", "", entry.fields.get("title", "")).lower())
+
+
 class AuthorYearStyle(PlainStyle):
     default_label_style = AuthorYearLabels
-    default_sorting_style = "author_year_title"
+    default_sorting_style = AuthorYearSorting  # a class: pybtex takes it as it is
 
 
 def setup(app):

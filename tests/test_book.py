@@ -256,3 +256,15 @@ def test_a_prose_edit_keeps_the_executed_outputs_and_a_code_edit_runs_again(tmp_
     chapter.write_text(json.dumps(notebook("# New prose, $x^2$", "print(2)")))
     assert book.fingerprint(chapter, "smoke") != before
     assert book.refresh_prose(chapter, executed) is None
+
+
+def test_pdf_lead_ins_get_needspace_before_their_last_paragraph():
+    """A lead-in moves to the next page with its code rather than end a page alone;
+    blocks that a raw LaTeX cell would break (fences, math, lists) are left alone."""
+    kept = book.keep_with_code("First.\n\nThe simple version is two lines:")
+    head, raw, last = kept.split("\n\n")
+    assert head == "First." and last == "The simple version is two lines:\n"
+    assert raw == "```{raw} latex\n\\needspace{5\\baselineskip}\n```"
+    for untouched in ("Text.\n\n- an item", "$$\nx\n$$ (eq-x)", "```{note}\na\n\nb\n```",
+                      "Text.\n\n## A heading"):
+        assert book.keep_with_code(untouched) == untouched

@@ -407,6 +407,39 @@ def latex_front_matter(preface: str) -> str:
 NUMBERING = "llmfs-numbering"
 
 
+SHOWN_CODE_HIDDEN_BY = {"remove-input", "remove-cell", "hide-input", "hide-cell"}
+
+
+def keep_with_code(text: str) -> str:
+    """A markdown cell that leads into a code cell, with ``\\needspace`` before its
+    last paragraph: if the page cannot hold that paragraph and the code's first
+    lines, both go to the next one. (A penalty before the code is not enough: the
+    cell's box is a list, and the page may break inside its opening.) Text inside a
+    fence, math block, list or table is left alone."""
+    head, _, last = text.rstrip().rpartition("\n\n")
+    if (last.lstrip().startswith(("#", "```", "$$", "|", "-", "*", ">", ":"))
+            or re.match(r"\s*\d+\.", last) or head.count("```") % 2
+            or head.count("$$") % 2 or "```" in last or "$$" in last):
+        return text
+    lines = len(last) // 90 + 1 + 4  # the paragraph, at ~90 characters a line, and code
+    raw = f"```{{raw}} latex\n\\needspace{{{lines}\\baselineskip}}\n```"
+    return f"{head}\n\n{raw}\n\n{last}\n" if head else f"{raw}\n\n{last}\n"
+
+
+def latex_keep_leadins(staging: Path) -> None:
+    """Each staged chapter's lead-ins kept on the page of the code they introduce."""
+    for path in sorted((staging / "chapters").glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cells = nb["cells"]
+        for cell, after in zip(cells, cells[1:]):
+            tags = set(after.get("metadata", {}).get("tags", []))
+            if (cell["cell_type"] == "markdown" and after["cell_type"] == "code"
+                    and not tags & SHOWN_CODE_HIDDEN_BY):
+                cell["source"] = keep_with_code(_text(cell["source"]))
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+
+
 APPENDIX_NUMBER = re.compile(r"^(#+ )(?:Appendix [A-Z]: |[A-Z]\.\d+ )", re.M)
 
 
@@ -537,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             chapters = (staging / "chapters").glob("*.ipynb")
             executed = {path: path.read_bytes() for path in chapters}
             latex_numbering(staging)
+            latex_keep_leadins(staging)
             try:
                 jupyter_book(staging, "pdflatex")
             finally:  # the HTML is built from the same staging copy

@@ -485,7 +485,9 @@ def stage(staging: Path) -> None:
 
 def jupyter_book(staging: Path, builder: str) -> None:
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe), "build", str(staging), "--builder", builder, "--keep-going"]
+    # --all: Sphinx's saved environment can hold a stale bibliography (a key added
+    # to references.bib is then a KeyError in sphinxcontrib-bibtex); pages are few
+    cmd = [str(exe), "build", str(staging), "--builder", builder, "--keep-going", "--all"]
     log = staging / f"{builder}.log"
     print(f"  jupyter-book build --builder {builder} (log: {log.relative_to(ROOT)})",
           flush=True)

@@ -265,6 +265,9 @@ def test_pdf_lead_ins_get_needspace_before_their_last_paragraph():
     head, raw, last = kept.split("\n\n")
     assert head == "First." and last == "The simple version is two lines:\n"
     assert raw == "```{raw} latex\n\\needspace{5\\baselineskip}\n```"
+    kept = book.keep_with_code("Before.\n\n(sec-x)=\n## Heading\n\nThe lead-in:")
+    assert kept.split("\n\n")[1].startswith("```{raw} latex")  # before the heading
+    assert kept.endswith("(sec-x)=\n## Heading\n\nThe lead-in:\n")
     for untouched in ("Text.\n\n- an item", "$$\nx\n$$ (eq-x)", "```{note}\na\n\nb\n```",
                       "Text.\n\n## A heading"):
         assert book.keep_with_code(untouched) == untouched

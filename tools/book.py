@@ -422,6 +422,11 @@ def keep_with_code(text: str) -> str:
             or head.count("$$") % 2 or "```" in last or "$$" in last):
         return text
     lines = len(last) // 90 + 1 + 4  # the paragraph, at ~90 characters a line, and code
+    blocks = head.split("\n\n") if head else []
+    while blocks and re.match(r"\s*(#|\(\S+\)=)", blocks[-1]):  # a heading goes too
+        last = blocks.pop() + "\n\n" + last
+        lines += 3
+    head = "\n\n".join(blocks)
     raw = f"```{{raw}} latex\n\\needspace{{{lines}\\baselineskip}}\n```"
     return f"{head}\n\n{raw}\n\n{last}\n" if head else f"{raw}\n\n{last}\n"
 

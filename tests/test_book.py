@@ -264,7 +264,7 @@ def test_pdf_lead_ins_get_needspace_before_their_last_paragraph():
     kept = book.keep_with_code("First.\n\nThe simple version is two lines:")
     head, raw, last = kept.split("\n\n")
     assert head == "First." and last == "The simple version is two lines:\n"
-    assert raw == "```{raw} latex\n\\needspace{5\\baselineskip}\n```"
+    assert raw == "```{raw} latex\n\\Needspace*{5\\baselineskip}\n```"
     kept = book.keep_with_code("Before.\n\n(sec-x)=\n## Heading\n\nThe lead-in:")
     assert kept.split("\n\n")[1].startswith("```{raw} latex")  # before the heading
     assert kept.endswith("(sec-x)=\n## Heading\n\nThe lead-in:\n")

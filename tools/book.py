@@ -411,9 +411,10 @@ SHOWN_CODE_HIDDEN_BY = {"remove-input", "remove-cell", "hide-input", "hide-cell"
 
 
 def keep_with_code(text: str) -> str:
-    """A markdown cell that leads into a code cell, with ``\\needspace`` before its
+    """A markdown cell that leads into a code cell, with ``\\Needspace*`` before its
     last paragraph: if the page cannot hold that paragraph and the code's first
-    lines, both go to the next one. (A penalty before the code is not enough: the
+    lines, both go to the next one (``\\needspace`` would also invite a break there
+    when they fit, leaving half-empty pages). (A penalty before the code is not enough: the
     cell's box is a list, and the page may break inside its opening.) Text inside a
     fence, math block, list or table is left alone."""
     head, _, last = text.rstrip().rpartition("\n\n")
@@ -427,7 +428,7 @@ def keep_with_code(text: str) -> str:
         last = blocks.pop() + "\n\n" + last
         lines += 3
     head = "\n\n".join(blocks)
-    raw = f"```{{raw}} latex\n\\needspace{{{lines}\\baselineskip}}\n```"
+    raw = f"```{{raw}} latex\n\\Needspace*{{{lines}\\baselineskip}}\n```"
     return f"{head}\n\n{raw}\n\n{last}\n" if head else f"{raw}\n\n{last}\n"
 
 

@@ -88,31 +88,49 @@ def pipeline_figure(current: str | None, toc: str | Path | None = None):
     if current is not None and current not in {e.number for e in chapters}:
         raise ValueError(f"chapter {current!r} is not among _toc.yml's chapters "
                          f"{[e.number for e in chapters]}")
-    width, gap = 0.9, 0.12
-    wide = 0.1 + len(chapters) * (width + gap)  # drawn at most CANVAS_WIDTH wide
-    fig, ax = plt.subplots(figsize=(min(CANVAS_WIDTH, wide), 1.5))
-    shrink = min(1.0, CANVAS_WIDTH / wide)
+    # Up to six boxes in a row; more go in two rows (the arrow runs from the end of
+    # the first to the start of the second), so that each box is wide enough for
+    # its longest word at 7.5 pt and the arrows between boxes stay visible.
+    per_row = len(chapters) if len(chapters) <= 6 else -(-len(chapters) // 2)
+    rows = -(-len(chapters) // per_row) if chapters else 1
+    width, height, gap, row_gap = 1.0, 0.62, 0.24, 0.34
+    wide = per_row * (width + gap) - gap + 0.1
+    scale = min(1.0, CANVAS_WIDTH / wide)  # one data unit is `scale` inches
+    tall = rows * height + (rows - 1) * row_gap + 0.1
+    fig, ax = plt.subplots(figsize=(wide * scale, tall * scale))
+    ends = []
     for i, entry in enumerate(chapters):
-        x = i * (width + gap)
+        row, col = divmod(i, per_row)
+        x, y = col * (width + gap), (rows - 1 - row) * (height + row_gap)
         here = entry.number == current
         ax.add_patch(FancyBboxPatch(
-            (x, 0), width, 1, boxstyle="round,pad=0.02,rounding_size=0.08",
+            (x, y), width, height, boxstyle="round,pad=0.02,rounding_size=0.06",
             facecolor="#1f77b4" if here else "#e8eef5",
             edgecolor="#1f77b4", linewidth=1.5 if here else 0.8))
-        # A line of the box holds about width / (0.6 em) characters; words never
-        # break, and the text shrinks for a long one, never below 7 pt.
-        chars = width * shrink * 72 / (0.6 * 7.5)
+        # A line of the box holds about width / (0.6 em) characters, with a margin;
+        # words never break, and the text shrinks for a long one, never below 7 pt.
+        chars = 0.85 * width * scale * 72 / (0.6 * 7.5)
         lines = textwrap.wrap(entry.label, int(chars), break_long_words=False) or [""]
         size = max(SMALL, 7.5 * min(1.0, chars / max(len(s) for s in lines)))
-        ax.text(x + width / 2, 0.5, "\n".join([entry.number, *lines]), ha="center",
-                va="center", fontsize=size, color="white" if here else "#223")
-        if i:
-            ax.annotate("", xy=(x - 0.01, 0.5), xytext=(x - gap + 0.01, 0.5),
-                        arrowprops=dict(arrowstyle="->", color="#667", lw=0.8))
-    ax.set_xlim(-0.05, len(chapters) * (width + gap) - gap + 0.05)
-    ax.set_ylim(-0.05, 1.05)
+        ax.text(x + width / 2, y + height / 2, "\n".join([entry.number, *lines]),
+                ha="center", va="center", fontsize=size,
+                color="white" if here else "#223")
+        ends.append((x, y))
+    arrow = dict(arrowstyle="->", color="#667", lw=0.8)
+    for (x0, y0), (x1, y1) in zip(ends, ends[1:]):
+        if y0 == y1:  # the next box of the row
+            ax.annotate("", xy=(x1 - 0.03, y1 + height / 2),
+                        xytext=(x0 + width + 0.03, y0 + height / 2), arrowprops=arrow)
+        else:  # down from the row's last box, back along the gap, into the next row
+            mid = y1 + height + row_gap / 2
+            ax.plot([x0 + width / 2, x0 + width / 2, x1 + width / 2],
+                    [y0 - 0.03, mid, mid], color="#667", lw=0.8)
+            ax.annotate("", xy=(x1 + width / 2, y1 + height + 0.03),
+                        xytext=(x1 + width / 2, mid), arrowprops=arrow)
+    ax.set_xlim(-0.06, wide - 0.04)  # the boxes' rounding and edges stay inside
+    ax.set_ylim(-0.06, tall - 0.04)
     ax.axis("off")
-    fig.tight_layout()
+    fig.subplots_adjust(0, 0, 1, 1)
     return fig
 
 

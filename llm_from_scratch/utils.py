@@ -58,6 +58,16 @@ def in_book_build() -> bool:
     return os.environ.get("LLMFS_BOOK_BUILD") == "1"
 
 
+def _plural(unit: str) -> str:
+    """"story" -> "stories", "batch" -> "batches", "step" -> "steps"; tqdm's "it" and
+    units that are not one plain word stay as they are."""
+    if not unit.isalpha() or len(unit) < 3:
+        return unit
+    if unit.endswith("y") and unit[-2] not in "aeiou":
+        return unit[:-1] + "ies"
+    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 class _FinalLineBar(std_tqdm):
     """A bar that draws nothing while it runs and prints one ASCII line when closed:
     what was done, in how long, at what rate (never an estimate of time left, which
@@ -73,11 +83,19 @@ class _FinalLineBar(std_tqdm):
     def final_line(self) -> str:
         d = self.format_dict
         n, total, elapsed, unit = d["n"], d["total"], d["elapsed"], d["unit"]
-        done = f"{n:,}/{total:,} {unit}" if total else f"{n:,} {unit}"
+        start = d.get("initial") or 0  # a resumed run's bar starts where it stopped
+        units = _plural(unit) if (total or n) != 1 else unit
+        done = f"{n:,}/{total:,} {units}" if total else f"{n:,} {units}"
         if total and n < total:
             done = f"stopped at {done}"
-        rate = d["rate"] or (n / elapsed if elapsed > 0 and n else None)
+        head = f"{d['prefix']}: " if d.get("prefix") else ""
+        if start and n == start:  # nothing was left to do: no time, no rate
+            return f"{head}{done}, all done before (resumed at {start:,})"
+        rate = d["rate"] or ((n - start) / elapsed if elapsed > 0 and n > start
+                             else None)
         parts = [f"{done} in {self.format_interval(elapsed)}"]
+        if start:
+            parts[0] += f" (resumed at {start:,})"
         if rate and rate >= 1:
             parts.append(f"{rate:,.0f} {unit}/s" if rate >= 100
                          else f"{rate:.3g} {unit}/s")
@@ -85,7 +103,6 @@ class _FinalLineBar(std_tqdm):
             parts.append(f"{1 / rate:.3g} s/{unit}")
         if d.get("postfix"):
             parts.append(str(d["postfix"]))
-        head = f"{d['prefix']}: " if d.get("prefix") else ""
         return head + ", ".join(parts)
 
     def close(self):

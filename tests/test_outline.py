@@ -35,9 +35,9 @@ def toc_files(toc: Path) -> list[str]:
 
 
 def strip_boxes(fig) -> list[tuple[str, str]]:
-    """(number, label) of each box of the strip, left to right."""
+    """(number, label) of each box of the strip, row by row, left to right."""
     texts = [t for t in fig.axes[0].texts if not isinstance(t, Annotation)]  # arrows
-    texts = sorted(texts, key=lambda t: t.get_position()[0])
+    texts = sorted(texts, key=lambda t: (-t.get_position()[1], t.get_position()[0]))
     return [(t.get_text().split("\n")[0], " ".join(t.get_text().split("\n")[1:]))
             for t in texts]
 

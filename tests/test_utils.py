@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from llm_from_scratch import utils
@@ -32,7 +34,7 @@ def test_progress_stopped_early_says_so_in_book_build(monkeypatch, capsys):
         bar.update(2)
         bar.set_postfix_str("loss=6.251")
     out = capsys.readouterr().out
-    assert out.startswith("training: stopped at 2/100 step in ")
+    assert out.startswith("training: stopped at 2/100 steps in ")
     assert out.rstrip().endswith("loss=6.251") and "<" not in out
 
 
@@ -61,3 +63,21 @@ def test_set_seed_makes_torch_reproducible():
 
 def test_pick_device_honours_a_preference():
     assert utils.pick_device("cpu") == torch.device("cpu")
+
+
+def test_a_resumed_bar_rates_only_the_work_it_did_and_plurals_its_unit(monkeypatch,
+                                                                        capsys):
+    """A run resumed at its last step did nothing: it says so, with no rate (it used
+    to print millions of steps a second); one resumed midway rates its own steps."""
+    monkeypatch.setenv("LLMFS_BOOK_BUILD", "1")
+    with utils.progress(total=200, initial=200, desc="training", unit="step"):
+        pass
+    with utils.progress(total=10, initial=4, desc="training", unit="story") as bar:
+        time.sleep(0.1)
+        bar.update(6)
+    done, midway = capsys.readouterr().out.splitlines()
+    assert done == "training: 200/200 steps, all done before (resumed at 200)"
+    assert midway.startswith("training: 10/10 stories in 00:0")
+    assert "(resumed at 4)" in midway and "story/s" in midway
+    rate = float(midway.split(", ")[-1].split()[0].replace(",", ""))
+    assert rate < 60  # six stories in 0.1 s or more; counting the four before, 100

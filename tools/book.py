@@ -244,16 +244,19 @@ def data_used(profile: str) -> list[tuple[str, str]]:
     text_bytes = shard_text_bytes(profile, manifest.parent, done["shards"])
     rows = [("data", source)]  # a file a row: long names cannot break in a table cell
     rows += [("data file", f"`{name}`, {size / 1e6:.1f} MB") for name, size in files]
-    for split in ("train", "valid"):
-        size = (f", {text_bytes[split] / 1e6:.2f} MB of text" if split in text_bytes
-                else "")
-        rows.append((f"{split} split", f"up to {limits[split]:,} stories read"
-                     f"{size}, {done['tokens'][split]:,} tokens"))
+    for split in ("train", "valid"):  # what the shards hold: after cleaning, dedup
+        size, stories = text_bytes.get(split, (None, None))
+        held = (f"{stories:,} stories" if stories else "stories")
+        rows.append((f"{split} split", f"{held} (of at most {limits[split]:,} read, "
+                     "cleaned and deduplicated)"
+                     + (f", {size / 1e6:.2f} MB of text" if size else "")
+                     + f", {done['tokens'][split]:,} tokens"))
     return rows
 
 
-def shard_text_bytes(profile: str, folder: Path, shards: dict) -> dict[str, int]:
-    """UTF-8 bytes of the text the token shards hold (each token's byte length)."""
+def shard_text_bytes(profile: str, folder: Path, shards: dict) -> dict[str, tuple]:
+    """(UTF-8 bytes, stories) of the text the token shards hold, per split: each
+    token's byte length summed, and the <|endoftext|> that ends each story counted."""
     try:
         import numpy as np
         from tokenizers import Tokenizer
@@ -267,7 +270,9 @@ def shard_text_bytes(profile: str, folder: Path, shards: dict) -> dict[str, int]
         for split, names in shards.items():
             counts = sum(np.bincount(np.fromfile(folder / n, dtype=np.uint16),
                                      minlength=len(lengths)) for n in names)
-            out[split] = int((counts[:len(lengths)] * lengths).sum())
+            eot = tok.token_to_id("<|endoftext|>")
+            out[split] = (int((counts[:len(lengths)] * lengths).sum()),
+                          int(counts[eot]) if eot is not None else None)
         return out
     except Exception:  # noqa: BLE001 - reporting only: the row says less
         return {}
@@ -294,7 +299,11 @@ def build_info(profile: str, timings: dict[str, float], load_at_start: str) -> s
 
 Every output in this book was produced by running the chapters, top to bottom, when
 this copy was built. This section records how. Times depend on the machine's load,
-given here too: other work on the same cores slows every chapter.
+given here too: other work on the same cores slows every chapter. The long runs
+(pretraining, the scaling sweep, instruction tuning and DPO) are cached in the
+artifacts folder under a digest of everything that decides their result; a chapter
+that finds its run finished reuses it and says so in its output, with the minutes
+the run took when it trained. The times below are what this build spent.
 
 {keep}The machine, the code and the data:
 

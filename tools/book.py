@@ -5,9 +5,10 @@
 Chapter sources stay output-free. Executed copies go to ``_build/<profile>/`` beside
 copies of ``_config.yml``, ``_toc.yml`` and ``book/``; Jupyter Book builds there. A
 chapter is executed again only when its code, the package or the profile changed
-(``--force`` re-executes everything); a prose edit is copied into the executed copy. In the staging copy of the preface, the
-chapter list is written from ``_toc.yml`` (what the book holds, never more), and the
-last section, *About this build*, from what this run measured.
+(``--force`` re-executes everything); a prose edit is copied into the executed copy.
+In the staging copy of the preface, the chapter list is written from ``_toc.yml``
+(what the book holds, never more), and the last section, *About this build*, from
+what this run measured.
 """
 
 from __future__ import annotations
@@ -113,9 +114,10 @@ def execute(chapter: Path, dest: Path, profile: str, force: bool) -> float:
 
     stamp = fingerprint(chapter, profile)
     if dest.exists() and not force:
-        meta = json.loads(dest.read_text(encoding="utf-8"))["metadata"].get("llmfs", {})
+        done = json.loads(dest.read_text(encoding="utf-8"))
+        meta = done["metadata"].get("llmfs", {})
         if meta.get("fingerprint") == stamp:
-            nb = refresh_prose(chapter, json.loads(dest.read_text(encoding="utf-8")))
+            nb = refresh_prose(chapter, done)
             if nb is not None:
                 dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n",
                                 encoding="utf-8")
@@ -266,11 +268,11 @@ def shard_text_bytes(profile: str, folder: Path, shards: dict) -> dict[str, tupl
 
         tok = Tokenizer.from_file(str(artifacts_dir(profile) / "tokenizer.json"))
         lengths = token_byte_lengths(tok).numpy()
+        eot = tok.token_to_id("<|endoftext|>")
         out = {}
         for split, names in shards.items():
             counts = sum(np.bincount(np.fromfile(folder / n, dtype=np.uint16),
                                      minlength=len(lengths)) for n in names)
-            eot = tok.token_to_id("<|endoftext|>")
             out[split] = (int((counts[:len(lengths)] * lengths).sum()),
                           int(counts[eot]) if eot is not None else None)
         return out
@@ -423,9 +425,9 @@ def keep_with_code(text: str) -> str:
     """A markdown cell that leads into a code cell, with ``\\Needspace*`` before its
     last paragraph: if the page cannot hold that paragraph and the code's first
     lines, both go to the next one (``\\needspace`` would also invite a break there
-    when they fit, leaving half-empty pages). (A penalty before the code is not enough: the
-    cell's box is a list, and the page may break inside its opening.) Text inside a
-    fence, math block, list or table is left alone."""
+    when they fit, leaving half-empty pages). A penalty before the code was not
+    enough: the cell's box is a list, and the page broke inside its opening. Text
+    inside a fence, math block, list or table is left alone."""
     head, _, last = text.rstrip().rpartition("\n\n")
     if (last.lstrip().startswith(("#", "```", "$$", "|", "-", "*", ">", ":"))
             or re.match(r"\s*\d+\.", last) or head.count("```") % 2
@@ -502,7 +504,8 @@ def jupyter_book(staging: Path, builder: str) -> None:
     exe = Path(sys.executable).with_name("jupyter-book")
     # --all: Sphinx's saved environment can hold a stale bibliography (a key added
     # to references.bib is then a KeyError in sphinxcontrib-bibtex); pages are few
-    cmd = [str(exe), "build", str(staging), "--builder", builder, "--keep-going", "--all"]
+    cmd = [str(exe), "build", str(staging), "--builder", builder, "--keep-going",
+           "--all"]
     log = staging / f"{builder}.log"
     print(f"  jupyter-book build --builder {builder} (log: {log.relative_to(ROOT)})",
           flush=True)

@@ -176,7 +176,7 @@ def _decode_run(match: re.Match) -> str:
 
 
 def repair_mojibake(text: str) -> str:
-    """Undo UTF-8 that was decoded as Windows-1252 ('â€™' becomes '’')."""
+    """Undo UTF-8 that was decoded as Windows-1252: â€™ becomes ’ (U+2019)."""
     return _MOJIBAKE.sub(_decode_run, text).replace(_LOST_QUOTE, "\u201d")
 
 

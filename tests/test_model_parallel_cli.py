@@ -1,6 +1,7 @@
 """`llmfs train --tp 2` and `--pp 2` (chapter 07) under torchrun on 2 gloo processes:
 the smoke profile's model stopped at step 2, resumed and trained to the losses of
-one process, its checkpoint and export read by one process; and the one-line errors of layouts that cannot work, before any work."""
+one process, its checkpoint and export read by one process; and the one-line
+errors of layouts that cannot work, before any work."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def final_loss(run) -> float:
 def test_two_ranks_stop_resume_and_train_to_the_losses_of_one_process(
         home, data_dir, flag):
     """Stopped at step 2 and resumed to 3, the run must still match one process:
-    the resume goes through the checkpoint, so a state it lost shows in step 3."""
+    step 3 starts from the checkpoint, so it is where a lost state would show."""
     from llm_from_scratch.hf import load_hf
     from llm_from_scratch.runs import load_run
 

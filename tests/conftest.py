@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT))  # test this checkout's package and tools
 
 if os.environ.get("LLMFS_DATA"):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local data: no test waits on the hub
+# Under `make test` a claim that does not hold fails its chapter (llm_from_scratch.claims)
+os.environ.setdefault("LLMFS_CLAIMS", "strict")
 
 TEST_STORIES = 1000  # at most this many stories per split for the tests that read text
 GPT2_FILES = ("gpt2-vocab.json", "gpt2-merges.txt")

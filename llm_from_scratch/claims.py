@@ -22,10 +22,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import textwrap
 
 HELD, FAILED = "✔ claim held:", "✘ claim did not hold on this machine:"
 BUSY = "busy machine:"  # in a timing note when the load exceeded the cores
 MODES = ("strict", "record", "warn")
+WIDTH = 88  # printed lines fit the PDF's code box; continuations are indented
 
 
 class ClaimFailed(AssertionError):
@@ -56,7 +58,8 @@ def claim(condition, text: str, **measured) -> None:
     mode, held = claims_mode(), bool(condition)
     values = ", ".join(f"{k} = {_show(v)}" for k, v in measured.items())
     line = f"{HELD if held else FAILED} {text}" + (f" ({values})" if values else "")
-    print(line, flush=True)
+    print(textwrap.fill(line, WIDTH, subsequent_indent="    ", break_long_words=False,
+                        break_on_hyphens=False), flush=True)
     if not held and mode == "strict":
         raise ClaimFailed(line)
 

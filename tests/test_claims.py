@@ -59,6 +59,19 @@ def test_load_note_says_when_the_load_exceeds_the_cores(caplog):
     assert "slower and noisier" in caplog.text
 
 
+def test_a_long_claim_is_wrapped_to_the_code_box_and_read_back_whole(capsys):
+    with mock.patch.dict(os.environ, {"LLMFS_CLAIMS": "warn"}):
+        claim(False, "a claim whose words run well past the width of the PDF's code "
+              "box, so that it must wrap", measured_value=0.123456, other=12)
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) > 1 and max(map(len, out.splitlines())) <= 88
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": out + "after\n"}]}]}
+    assert book.claims_in(nb)[1] == [
+        "a claim whose words run well past the width of the PDF's code box, so that "
+        "it must wrap (measured_value = 0.1235, other = 12)"]
+
+
 def test_the_build_finds_held_and_failed_claims_and_busy_timings_in_the_outputs():
     nb = {"cells": [
         {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stdout",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -136,10 +137,14 @@ def claims_in(nb: dict) -> tuple[int, list[str], list[str]]:
         for out in cell.get("outputs", []):
             if out.get("output_type") != "stream":
                 continue
-            for line in _text(out.get("text", "")).splitlines():
+            lines = _text(out.get("text", "")).splitlines()
+            for i, line in enumerate(lines):
                 held += line.startswith(HELD)
-                if line.startswith(FAILED):
-                    failed.append(line[len(FAILED):].strip())
+                if line.startswith(FAILED):  # with its indented continuation lines
+                    more = itertools.takewhile(lambda x: x.startswith("    "),
+                                               lines[i + 1:])
+                    failed.append(" ".join([line[len(FAILED):].strip(),
+                                            *(x.strip() for x in more)]))
                 if BUSY in line:
                     busy.append(line.strip())
     return held, failed, busy

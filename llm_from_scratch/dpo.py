@@ -7,7 +7,8 @@ What the module holds, up front:
 
 - on-policy preference pairs (``sample_pairs``): several replies sampled per
   instruction from the instruction-tuned model, scored by chapter 08's checkers
-  with a guard against degenerate text; chosen = a best reply, rejected = a
+  with a guard against degenerate text (empty, looping, or gibberish: words
+  the training stories never contain); chosen = a best reply, rejected = a
   worst, ties dropped; ``save_pairs`` / ``load_pairs`` keep them as JSONL with
   the settings that made them; ``preference_pairs`` makes them once per profile;
 - ``sequence_logps``: a reply's log-probability, summed over its tokens;
@@ -28,7 +29,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,24 +92,37 @@ def sequence_logps(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
 REPEAT_N = 4  # the repetition guard looks at word 4-grams
 MAX_REPEATED = 0.5  # more than half of them seen before in the reply: a loop
+MAX_UNKNOWN = 0.2  # over a fifth of its words never in the training stories
 
 
-def degeneracy(reply: str) -> str | None:
-    """Why a reply is degenerate text, or None: "empty" (not one word) or
-    "repetitive" (over MAX_REPEATED of its word 4-grams occurred before in it)."""
+def story_words(stories: Iterable[str]) -> frozenset[str]:
+    """Every word of stories, lower-cased: the vocabulary the gibberish guard
+    trusts (the training stories the tokenizer and the model learned from)."""
+    return frozenset(w.lower() for story in stories for w in words(story))
+
+
+def degeneracy(reply: str, known: Set[str] | None = None) -> str | None:
+    """Why a reply is degenerate text, or None: "empty" (not one word),
+    "repetitive" (over MAX_REPEATED of its word 4-grams occurred before in it) or,
+    given the known words, "gibberish" (over MAX_UNKNOWN of its words are not
+    among them: invented strings such as "Chirpparparpar")."""
     found = [w.lower() for w in words(reply)]
     if not found:
         return "empty"
     grams = [tuple(found[i:i + REPEAT_N]) for i in range(len(found) - REPEAT_N + 1)]
     if grams and 1 - len(set(grams)) / len(grams) > MAX_REPEATED:
         return "repetitive"
+    if known is not None and sum(w not in known for w in found) > MAX_UNKNOWN * len(
+            found):
+        return "gibberish"
     return None
 
 
-def reply_score(instruction: Instruction, reply: str) -> float:
+def reply_score(instruction: Instruction, reply: str,
+                known: Set[str] | None = None) -> float:
     """The share of the instruction's constraints that the reply obeys; -1 for
-    degenerate text, below any reply that is not."""
-    if degeneracy(reply):
+    degenerate text (``degeneracy(reply, known)``), below any reply that is not."""
+    if degeneracy(reply, known):
         return -1.0
     verdicts = instruction.obeyed_by(reply)
     return sum(verdicts.values()) / max(1, len(verdicts))
@@ -128,13 +142,14 @@ class PreferencePair:
 
 
 def make_pairs(instructions: Sequence[Instruction],
-               replies: Sequence[Sequence[str]]
+               replies: Sequence[Sequence[str]], known: Set[str] | None = None
                ) -> tuple[list[PreferencePair], Counter]:
     """One pair per instruction whose replies do not all score the same: chosen is
-    its first best reply, rejected its first worst; and counts of what happened."""
+    its first best reply, rejected its first worst; and counts of what happened.
+    known: the words the gibberish guard trusts (``story_words``)."""
     pairs, counts = [], Counter()
     for inst, options in zip(instructions, replies, strict=True):
-        scores = [reply_score(inst, r) for r in options]
+        scores = [reply_score(inst, r, known) for r in options]
         counts["replies"] += len(options)
         counts["degenerate"] += sum(s < 0 for s in scores)
         best, worst = max(scores), min(scores)
@@ -151,10 +166,12 @@ def make_pairs(instructions: Sequence[Instruction],
 def sample_pairs(model: nn.Module, tokenizer, instructions: Sequence[Instruction],
                  split: str, *, samples: int, temperature: float = 1.0,
                  top_p: float | None = None, max_new_tokens: int | None = None,
-                 seed: int = 0, batch_size: int = 32
+                 seed: int = 0, batch_size: int = 32,
+                 known: Set[str] | None = None
                  ) -> tuple[list[PreferencePair], Counter, list[list[str]]]:
     """(pairs, counts, every instruction's replies): samples replies drawn per
-    instruction from the model (on-policy), scored and paired by make_pairs.
+    instruction from the model (on-policy), scored and paired by make_pairs
+    (known: the words its gibberish guard trusts).
 
     Every instruction must come from split (its source names it): a training set
     made from validation instructions would leak the held-out test into training.
@@ -174,7 +191,7 @@ def sample_pairs(model: nn.Module, tokenizer, instructions: Sequence[Instruction
                             batch_size=batch_size, temperature=temperature,
                             top_p=top_p, seed=seed)
     grouped = [flat[k * samples:(k + 1) * samples] for k in range(len(instructions))]
-    return (*make_pairs(instructions, grouped), grouped)
+    return (*make_pairs(instructions, grouped, known), grouped)
 
 
 class PairsFormatError(ValueError):
@@ -300,7 +317,9 @@ def preference_pairs(profile: str = "auto", *,
                     "prompts": D.pair_prompts if split == "train"
                     else [P.sft.eval_instructions, D.heldout_prompts],
                     **{k: getattr(D, k) for k in ("samples", "temperature", "top_p",
-                                                  "max_new_tokens", "seed")}}
+                                                  "max_new_tokens", "seed")},
+                    "guard": [REPEAT_N, MAX_REPEATED,
+                              MAX_UNKNOWN if D.gibberish_guard else None]}
         path = (artifacts_dir(P.name) / "preference" / "pairs"
                 / f"{split}-{json_digest(settings, length=10)}.jsonl")
         if path.is_file():
@@ -318,7 +337,8 @@ def preference_pairs(profile: str = "auto", *,
             pairs, counts, _ = sample_pairs(
                 model, tok, asked, split, samples=D.samples,
                 temperature=D.temperature, top_p=D.top_p,
-                max_new_tokens=D.max_new_tokens, seed=D.seed)
+                max_new_tokens=D.max_new_tokens, seed=D.seed,
+                known=story_words(stories["train"]) if D.gibberish_guard else None)
             save_pairs(path, pairs, {**settings, "counts": dict(counts)})
         found.pairs[split], found.files[split], found.counts[split] = (pairs, path,
                                                                       counts)

@@ -188,6 +188,7 @@ class DPOSizes:
     batch_size: int  # pairs per micro-batch (twice as many sequences)
     seed: int  # sampling and data order
     kl_prompts: int  # held-out prompts whose sampled replies estimate the KL
+    gibberish_guard: bool  # pairs treat replies of unknown words as degenerate
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,10 @@ PROFILES: dict[str, Profile] = {
                 checkpoint_interval=4),
             pair_prompts=48, heldout_prompts=16, samples=4, temperature=1.0,
             top_p=1.0, max_new_tokens=32, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
-            batch_size=4, seed=0, kl_prompts=8),
+            batch_size=4, seed=0, kl_prompts=8,
+            # smoke's tiny model writes mostly invented words: with the guard on,
+            # every reply would be degenerate and no pair would be left
+            gibberish_guard=False),
         eval=EvalSizes(cloze_items=60, final_word_items=60, ngram=8,
                        contamination_threshold=0.5, samples=8, sample_tokens=48,
                        batch_size=16, seed=0, instructions=24),
@@ -326,7 +330,7 @@ PROFILES: dict[str, Profile] = {
                 checkpoint_interval=15),
             pair_prompts=256, heldout_prompts=48, samples=8, temperature=1.0,
             top_p=1.0, max_new_tokens=160, beta=0.1, beta_sweep=(0.01, 0.1, 0.5),
-            batch_size=8, seed=0, kl_prompts=32),
+            batch_size=8, seed=0, kl_prompts=32, gibberish_guard=True),
         eval=EvalSizes(cloze_items=300, final_word_items=300, ngram=8,
                        contamination_threshold=0.5, samples=24, sample_tokens=200,
                        batch_size=16, seed=0, instructions=120),
@@ -383,7 +387,7 @@ PROFILES: dict[str, Profile] = {
             pair_prompts=4000, heldout_prompts=400, samples=8, temperature=1.0,
             top_p=1.0, max_new_tokens=400, beta=0.1,
             beta_sweep=(0.01, 0.03, 0.1, 0.3, 1.0), batch_size=32, seed=0,
-            kl_prompts=256),
+            kl_prompts=256, gibberish_guard=True),
         eval=EvalSizes(cloze_items=1000, final_word_items=1000, ngram=8,
                        contamination_threshold=0.5, samples=64, sample_tokens=256,
                        batch_size=64, seed=0, instructions=500),

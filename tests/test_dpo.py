@@ -16,7 +16,7 @@ from llm_from_scratch.dpo import (DPOConfigError, PairDataset, PairsFormatError,
                                   PreferencePair, check_beta, degeneracy, dpo,
                                   dpo_loss, load_pairs, make_pairs, pair_batches,
                                   preference_metrics, reference_logps, reply_score,
-                                  sample_pairs, save_pairs)
+                                  sample_pairs, save_pairs, story_words)
 from llm_from_scratch.instruct import Constraint, Instruction, add_chat_tokens
 from llm_from_scratch.model import GPT, GPTConfig
 
@@ -64,6 +64,35 @@ def test_pair_building_drops_ties_and_puts_degenerate_text_last():
                                                     "ball ball ball ball ball ball")
     assert (pairs[0].chosen_score, pairs[0].rejected_score) == (1.0, -1.0)
     assert counts["degenerate"] == 1 and counts["replies"] == 10
+
+
+# Replies of the kind a DPO run with beta = 0.01 trained four times longer wrote on a
+# cpu build (issue 27): invented strings that the checkers alone scored as obeying
+# "at most N sentences", and that a guard for empty and looping text passed.
+HACKED = ["Chirpparparpar0 the bird. Chirpparpar flapparp!",
+          "Once Chirpparparpar0 zibble went lollop wobbling the snorkparp.",
+          "Tom Chirpparpar0 parparpar ball sparpar"]
+
+
+def test_the_gibberish_guard_catches_invented_words_and_passes_real_stories(
+        valid_stories, data_dir):
+    from llm_from_scratch.data import load_stories
+
+    known = story_words(load_stories("train", data_dir, max_stories=2000))
+    asked = (Constraint("max_sentences", 2),)
+    inst = Instruction("Write at most 2 sentences.", asked, "", "valid:0")
+    for reply in HACKED:
+        assert degeneracy(reply) is None  # the old guard: empty or looping only
+        assert reply_score(inst, reply) == 1.0  # the checkers alone: obeyed
+        assert degeneracy(reply, known) == "gibberish"
+        assert reply_score(inst, reply, known) == -1.0
+    # held-out stories, checked against words of other (training) stories: real
+    # English of this corpus is almost never called gibberish (names included)
+    flagged = [s for s in valid_stories if degeneracy(s, known) == "gibberish"]
+    assert len(flagged) <= 0.01 * len(valid_stories), flagged[:3]
+    first = [" ".join(s.split()[:12]) for s in valid_stories]  # short replies too
+    flagged = [s for s in first if degeneracy(s, known) == "gibberish"]
+    assert len(flagged) <= 0.02 * len(first), flagged[:3]
 
 
 def _chat_model(tok, seed: int, context_len: int = 64) -> GPT:

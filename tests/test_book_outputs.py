@@ -101,6 +101,21 @@ def test_progress_bars_leave_one_final_line_without_eta(chapter, build_env):
                      f"(use llm_from_scratch.utils.progress): {bad[:5]}")
 
 
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([\w.-]+)(?::[^`]*)?`")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_interpolated_value_is_glued_by_the_executed_chapter(chapter, build_env):
+    """Prose that reads a result ({glue:text}`key`) finds it in the chapter's outputs:
+    a key the code never glued would print as an error in the book."""
+    nb = executed(chapter)
+    glued = {out.get("metadata", {}).get("scrapbook", {}).get("name")
+             for cell in nb["cells"] for out in cell.get("outputs", [])}
+    used = {key for cell in nb["cells"] if cell["cell_type"] == "markdown"
+            for key in GLUE_ROLE.findall("".join(cell["source"]))}
+    assert not used - glued, f"interpolated but never glued: {sorted(used - glued)}"
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_figure_text_prints_at_7pt_or_more(chapter, build_env):
     small = []

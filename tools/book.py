@@ -185,7 +185,7 @@ def execute(chapter: Path, dest: Path, profile: str, force: bool) -> float:
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
     nb["metadata"]["llmfs"] = {"profile": profile, "seconds": seconds,
-                              "fingerprint": stamp}
+                              "fingerprint": stamp, "load": _load_now()}
     bad = find_ansi(nb)
     if bad:
         raise BuildError(f"{chapter.name}: terminal escape codes in the outputs of "
@@ -194,6 +194,14 @@ def execute(chapter: Path, dest: Path, profile: str, force: bool) -> float:
     dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"  {chapter.name}: {seconds:.1f} s", flush=True)
     return seconds
+
+
+def _load_now() -> float | None:
+    """The 1-minute load average as a chapter ends (None where it is not known)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def hardware() -> tuple[str, str]:
@@ -353,10 +361,13 @@ def claims_report(checks: dict[str, tuple[int, list[str], list[str]]]) -> str:
 
 
 def build_info(profile: str, timings: dict[str, float], load_at_start: str,
-               checks: dict[str, tuple[int, list[str], list[str]]] | None = None
-               ) -> str:
+               checks: dict[str, tuple[int, list[str], list[str]]] | None = None,
+               loads: dict[str, float | None] | None = None) -> str:
     cpu, gpu = hardware()
-    rows = "\n".join(f"| {name} | {sec:.1f} |" for name, sec in timings.items())
+    loads = loads or {}
+    shown_load = {n: "" if loads.get(n) is None else f"{loads[n]:.2f}" for n in timings}
+    rows = "\n".join(f"| {name} | {sec:.1f} | {shown_load[name]} |"
+                     for name, sec in timings.items())
     pkgs = "\n".join(f"| {p} | {version(p)} |" for p in KEY_PACKAGES)
     machine = "\n".join(f"| {k} | {v} |" for k, v in [
         ("date (UTC)", f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}"),
@@ -387,12 +398,14 @@ the run took when it trained. The times below are what this build spent.
 |---|---|
 {machine}
 
-{keep}Execution time of each chapter, as measured by this build:
+{keep}Execution time of each chapter, as measured by this build, with the load average
+(1 minute) as it ended, on {os.cpu_count()} cores: a load above the cores means other
+work slowed the chapter.
 
-| chapter | seconds |
-|---|---:|
+| chapter | seconds | load |
+|---|---:|---:|
 {rows}
-| **total** | **{sum(timings.values()):.1f}** |
+| **total** | **{sum(timings.values()):.1f}** | |
 
 {keep}Claims checked by this build:
 
@@ -662,12 +675,15 @@ def main(argv: list[str] | None = None) -> int:
                 if p.name not in timings and dest.exists():
                     meta = json.loads(dest.read_text())["metadata"].get("llmfs", {})
                     timings[p.name] = meta.get("seconds", float("nan"))
-        checks = {name: claims_in(json.loads((staging / "chapters" / name).read_text(
-            encoding="utf-8"))) for name in timings}
+        staged = {name: json.loads((staging / "chapters" / name).read_text(
+            encoding="utf-8")) for name in timings}
+        checks = {name: claims_in(nb) for name, nb in staged.items()}
+        loads = {name: nb["metadata"].get("llmfs", {}).get("load")
+                 for name, nb in staged.items()}
         preface = (SOURCE / "book" / "preface.md").read_text(encoding="utf-8")
         preface = chapter_list(preface, book_outline(SOURCE / "_toc.yml"))
         preface = build_summary(preface, profile, timings)
-        preface += build_info(profile, timings, load_at_start, checks)
+        preface += build_info(profile, timings, load_at_start, checks, loads)
         staged_preface = staging / "book" / "preface.md"
         staged_preface.write_text(preface, encoding="utf-8")
         (staging / "timings.json").write_text(json.dumps(timings, indent=1))

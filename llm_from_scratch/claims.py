@@ -19,7 +19,6 @@ work had the cores.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import textwrap
@@ -67,8 +66,8 @@ def claim(condition, text: str, **measured) -> None:
 def load_note(cores: int | None = None) -> str:
     """The 1-minute load average against the cores, for a timing table's caption.
 
-    When the load exceeds the cores, other work shared them: the note says so (the
-    book build lists such tables) and a warning is logged.
+    When the load exceeds the cores, other work shared them: the note says so, and
+    the book build lists such tables and warns about them.
     """
     cores = cores or os.cpu_count() or 1
     try:
@@ -76,8 +75,6 @@ def load_note(cores: int | None = None) -> str:
     except OSError:  # not on every platform
         return f"load average not known ({cores} cores)"
     note = f"load average {load:.2f} on {cores} cores"
-    if load > cores:
+    if load > cores:  # printed with the timings; the book build lists such notes
         note += f"; {BUSY} other work shared the cores"
-        logging.getLogger(__name__).warning(
-            "%s: these timings are slower and noisier than on a quiet machine", note)
     return note

@@ -12,9 +12,7 @@ measured. What a ✘ does depends on who runs the chapter (``LLMFS_CLAIMS``):
 - ``record`` (``make book``): print the ✘ and go on; the build finds it in the
   outputs, lists it in *About this build* and exits non-zero at the end;
 - ``warn`` (a learner running cells; the default): print the ✘ and go on.
-
-``load_note`` states the load a timing was measured under, and says when other
-work had the cores.
+``load_note`` states the load a timing ran under.
 """
 
 from __future__ import annotations

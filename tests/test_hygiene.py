@@ -124,3 +124,20 @@ def test_no_prose_line_ends_inside_a_hyphenated_word(path):
               for line in "".join(cell["source"]).splitlines()
               if re.search(r"[A-Za-z]-$", line)]
     assert not broken, broken[:5]
+
+
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([\w.-]+)(?::[^`]*)?`")
+
+
+@pytest.mark.parametrize("path", export.chapter_files(), ids=lambda p: p.stem)
+def test_each_summary_states_findings_read_from_the_outputs(path):
+    """The summary opens with what this run found, its numbers interpolated from the
+    outputs with myst-nb's glue (``{glue:text}`key``), never typed into the prose.
+    That each interpolated key is glued by the executed chapter is checked on its
+    outputs (test_book_outputs)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    summary = [c for c in nb["cells"] if c["cell_type"] == "markdown"
+               and re.search(r"^## Summary", "".join(c["source"]), re.M)]
+    assert len(summary) == 1, "one markdown cell with a '## Summary' heading"
+    body = "".join(summary[0]["source"]).split("## Summary", 1)[1]
+    assert GLUE_ROLE.search(body), "the summary interpolates no measured value"

@@ -102,6 +102,7 @@ def test_progress_bars_leave_one_final_line_without_eta(chapter, build_env):
 
 
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([\w.-]+)(?::[^`]*)?`")
+TEXT_ROLE = re.compile(r"\{glue(:text|:any|)\}`([\w.-]+)(?::[^`]*)?`")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -114,6 +115,24 @@ def test_every_interpolated_value_is_glued_by_the_executed_chapter(chapter, buil
     used = {key for cell in nb["cells"] if cell["cell_type"] == "markdown"
             for key in GLUE_ROLE.findall("".join(cell["source"]))}
     assert not used - glued, f"interpolated but never glued: {sorted(used - glued)}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_glued_words_are_pasted_as_markdown_not_as_python_strings(chapter, build_env):
+    """{glue:text} pastes a value's repr: a string would print in quotes ('cpu').
+    Words go through Markdown(...) and {glue:md}."""
+    nb = executed(chapter)
+    quoted = {}
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            plain = out.get("data", {}).get("application/papermill.record/text/plain")
+            if name and isinstance(plain, str) and plain[:1] in "'\"":
+                quoted[name] = plain
+    pasted = {key for cell in nb["cells"] if cell["cell_type"] == "markdown"
+              for kind, key in TEXT_ROLE.findall("".join(cell["source"]))}
+    bad = {k: v[:40] for k, v in quoted.items() if k in pasted}
+    assert not bad, f"strings pasted with their quotes (use Markdown, glue:md): {bad}"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -353,11 +353,22 @@ def claims_report(checks: dict[str, tuple[int, list[str], list[str]]]) -> str:
         text += "\n".join(f"- {name.removesuffix('.ipynb')}: {escape_md(line)}"
                           for name, line in failed)
     if busy:
-        text += ("\n\nTiming tables measured while the load average exceeded the "
-                 "cores (their numbers are slowed by other work):\n\n")
-        text += "\n".join(f"- {name.removesuffix('.ipynb')}: {escape_md(line)}"
-                          for name, line in busy)
+        text += ("\n\nTimings measured while the load average exceeded the cores "
+                 "(their numbers are slowed by other work):\n\n")
+        text += "\n".join(busy_summary(name, [line for n, line in busy if n == name])
+                          for name in dict.fromkeys(n for n, _ in busy))
     return text + "\n"
+
+
+def busy_summary(name: str, notes: list[str]) -> str:
+    """One list item for a chapter's busy-machine timing notes: how many, at what
+    load averages."""
+    loads = [float(x) for note in notes
+             for x in re.findall(r"load average ([\d.]+)", note)]
+    at = (f", at load average {min(loads):.2f}" + (
+        f" to {max(loads):.2f}" if max(loads) > min(loads) else "")) if loads else ""
+    count = f"{len(notes)} timing note" + ("s" if len(notes) != 1 else "")
+    return f"- {name.removesuffix('.ipynb')}: {count}{at}"
 
 
 def build_info(profile: str, timings: dict[str, float], load_at_start: str,

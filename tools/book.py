@@ -335,13 +335,17 @@ def escape_md(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|$])", r"\\\1", text)
 
 
+def failed_claims(checks: dict[str, tuple[int, list[str], list[str]]]
+                  ) -> list[tuple[str, str]]:
+    """(chapter, claim) of every claim that did not hold, in chapter order."""
+    return [(name, line) for name, (_, bad, _) in checks.items() for line in bad]
+
+
 def claims_report(checks: dict[str, tuple[int, list[str], list[str]]]) -> str:
     """*About this build*'s account of the claims: how many held, each one that did
-    not (by chapter), and the timing tables measured on a busy machine."""
-    held = sum(h for h, _, _ in checks.values())
-    failed = [(name, line) for name, (_, bad, _) in checks.items() for line in bad]
-    busy = [(name, line) for name, (_, _, notes) in checks.items() for line in notes]
-    total = held + len(failed)
+    not (by chapter), and the chapters whose timings ran on a busy machine."""
+    failed = failed_claims(checks)
+    total = sum(held for held, _, _ in checks.values()) + len(failed)
     if not failed:
         text = (f"All {total} claims that the chapters check about outcomes this "
                 "machine decides (a training result, a count, a timing) held here.")
@@ -352,23 +356,22 @@ def claims_report(checks: dict[str, tuple[int, list[str], list[str]]]) -> str:
                 "one, and `make book` exited with an error after building it:\n\n")
         text += "\n".join(f"- {name.removesuffix('.ipynb')}: {escape_md(line)}"
                           for name, line in failed)
+    busy = [f"- {busy_summary(name, notes)}" for name, (_, _, notes) in checks.items()
+            if notes]
     if busy:
         text += ("\n\nTimings measured while the load average exceeded the cores "
-                 "(their numbers are slowed by other work):\n\n")
-        text += "\n".join(busy_summary(name, [line for n, line in busy if n == name])
-                          for name in dict.fromkeys(n for n, _ in busy))
+                 "(their numbers are slowed by other work):\n\n" + "\n".join(busy))
     return text + "\n"
 
 
 def busy_summary(name: str, notes: list[str]) -> str:
-    """One list item for a chapter's busy-machine timing notes: how many, at what
-    load averages."""
+    """A chapter's busy-machine timing notes in one line: how many, at what load."""
     loads = [float(x) for note in notes
              for x in re.findall(r"load average ([\d.]+)", note)]
     at = (f", at load average {min(loads):.2f}" + (
         f" to {max(loads):.2f}" if max(loads) > min(loads) else "")) if loads else ""
     count = f"{len(notes)} timing note" + ("s" if len(notes) != 1 else "")
-    return f"- {name.removesuffix('.ipynb')}: {count}{at}"
+    return f"{name.removesuffix('.ipynb')}: {count}{at}"
 
 
 def build_info(profile: str, timings: dict[str, float], load_at_start: str,
@@ -727,10 +730,10 @@ def report_claims(checks: dict[str, tuple[int, list[str], list[str]]]) -> int:
     """Print the claims that did not hold and the busy timings; 1 if a claim failed,
     so that a build with a ✘ is never mistaken for a clean one."""
     for name, (_, _, notes) in checks.items():
-        for line in notes:
-            print(f"book: warning: {name}: a timing was measured on a busy machine "
-                  f"({line})", file=sys.stderr)
-    failed = [(name, line) for name, (_, bad, _) in checks.items() for line in bad]
+        if notes:
+            print("book: warning: timings on a busy machine: "
+                  f"{busy_summary(name, notes)}", file=sys.stderr)
+    failed = failed_claims(checks)
     for name, line in failed:
         print(f"book: claim did not hold: {name}: {line}", file=sys.stderr)
     if failed:

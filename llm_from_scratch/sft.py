@@ -12,7 +12,8 @@ What the module holds, up front:
 - ``generate_replies``: greedy replies to instructions, through the chat format,
   or, for a model without it, with the instruction given as plain text;
 - ``follow_rates``: the share of constraints obeyed, per kind, with Wilson 95%
-  confidence intervals; ``story_loss``: loss and bits per byte on plain stories.
+  confidence intervals (``interval_side`` compares two); ``story_loss``: loss
+  and bits per byte on plain stories.
 """
 
 from __future__ import annotations
@@ -226,6 +227,14 @@ def follow_rates(instructions: Sequence[Instruction], replies: Sequence[str]
     return {kind: {"obeyed": k, "n": n, "rate": k / n,
                    "low": wilson_interval(k, n)[0], "high": wilson_interval(k, n)[1]}
             for kind, (k, n) in counts.items() if n}
+
+
+def interval_side(a: dict, b: dict) -> str:
+    """Where rate a lies against rate b (follow_rates entries): "above" or "below"
+    when their Wilson intervals do not overlap, else "within"."""
+    if a["low"] > b["high"]:
+        return "above"
+    return "below" if a["high"] < b["low"] else "within"
 
 
 def story_loss(model: nn.Module, tokenizer, profile: str = "auto",

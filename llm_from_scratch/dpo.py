@@ -233,12 +233,14 @@ def load_pairs(path: str | os.PathLike, allow_empty: bool = False
         if n == 1 and list(row) == ["settings"]:
             settings = row["settings"]
             continue
+        # An empty reply is a fair one to reject (a sampled reply may end at once).
         bad = [k for k in NEEDED if not isinstance(row.get(k), str)
-               or not row[k].strip()]
+               or (k != "rejected" and not row[k].strip())]
         if bad:
             raise PairsFormatError(
                 f"{path}: row {n}: {', '.join(bad)} missing or empty (each row "
-                "needs the strings prompt, chosen and rejected)")
+                "needs the strings prompt, chosen and rejected; only rejected may "
+                "be empty)")
         if row["chosen"] == row["rejected"]:
             raise PairsFormatError(f"{path}: row {n}: chosen and rejected are the "
                                    "same reply")

@@ -10,11 +10,27 @@ value of every section.
   stories from the hub); the whole book in about an hour on 2 cores.
 - ``gpu``: one CUDA GPU, full-size runs.
 - ``auto``: ``gpu`` when CUDA is available, else ``cpu``.
+
+Two environment variables re-run a profile with other seeds or another precision
+(``tools/claims_sweep.py`` uses them to check that the book's claims hold across both):
+
+- ``LLMFS_SEED=1`` adds 1 to every section's seed and to ``Profile.seed_offset``, which
+  the chapters add to their own constant seeds; ``LLMFS_SEED=sft=1,dpo=2`` shifts the
+  named sections only (``chapter`` names ``seed_offset``), so a sweep of chapter 08
+  keeps chapter 04's pretrained model.
+- ``LLMFS_PRECISION=fp32`` sets every training loop's precision and
+  ``Profile.precision``, the precision a chapter's own experiments use where it is
+  theirs to choose; ``LLMFS_PRECISION=sft=bf16`` sets the named sections only.
+
+Seeds and precisions are part of every run's configuration, so a shifted profile never
+reuses a run of another seed or precision.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+import os
 
 import torch
 
@@ -222,6 +238,8 @@ class Profile:
     sft: SFTSizes
     dpo: DPOSizes
     eval: EvalSizes
+    seed_offset: int = 0  # added to a chapter's own constant seeds (LLMFS_SEED)
+    precision: str | None = None  # a chapter's own experiments' precision, if set
 
 
 PROFILES: dict[str, Profile] = {
@@ -426,5 +444,69 @@ def get_profile(name: "str | Profile" = "auto", **sections) -> Profile:
     if isinstance(name, Profile):
         profile = name
     else:
-        profile = PROFILES[resolve_profile_name(name)]
+        profile = with_overrides(PROFILES[resolve_profile_name(name)])
     return replace(profile, **sections) if sections else profile
+
+
+SECTIONS = ("data", "attention", "model", "train", "generate", "parallel",
+            "model_parallel", "sft", "dpo", "eval")
+SEEDED = tuple(s for s in SECTIONS if hasattr(getattr(PROFILES["smoke"], s), "seed"))
+LOOPED = tuple(s for s in SECTIONS if hasattr(getattr(PROFILES["smoke"], s), "loop"))
+OVERRIDE_PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
+def parse_override(variable: str, text: str, parse, targets: tuple[str, ...]) -> dict:
+    """``"v"`` -> every target and ``chapter``; ``"a=v,b=w"`` -> the named ones."""
+    names = (*targets, "chapter")
+    if "=" not in text:
+        return dict.fromkeys(names, parse(text.strip()))
+    chosen = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        if key.strip() not in names:
+            raise ValueError(f"{variable}={text!r}: {key.strip()!r} is not one of "
+                             f"{', '.join(names)}")
+        chosen[key.strip()] = parse(value.strip())
+    return chosen
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"LLMFS_SEED: {text!r} is not an integer offset") from None
+
+
+def _precision(text: str) -> str:
+    if text not in OVERRIDE_PRECISIONS:
+        raise ValueError(f"LLMFS_PRECISION: {text!r} is not one of "
+                         f"{', '.join(OVERRIDE_PRECISIONS)}")
+    return text
+
+
+def with_overrides(profile: Profile, environ=None) -> Profile:
+    """``profile`` with ``LLMFS_SEED`` and ``LLMFS_PRECISION`` applied (see the module).
+
+    >>> with_overrides(PROFILES["smoke"], {"LLMFS_SEED": "sft=3"}).sft.seed
+    3
+    """
+    environ = os.environ if environ is None else environ
+    seeds = parse_override("LLMFS_SEED", environ.get("LLMFS_SEED") or "0", _seed,
+                           SEEDED)
+    text = environ.get("LLMFS_PRECISION") or ""
+    precisions = (parse_override("LLMFS_PRECISION", text, _precision, LOOPED) if text
+                  else {})
+    changes = {}
+    for section in SECTIONS:
+        sizes, edits = getattr(profile, section), {}
+        if seeds.get(section):
+            edits["seed"] = sizes.seed + seeds[section]
+        if section in precisions:
+            edits["loop"] = replace(sizes.loop, precision=precisions[section])
+        if edits:
+            changes[section] = replace(sizes, **edits)
+    if seeds.get("chapter"):
+        changes["seed_offset"] = profile.seed_offset + seeds["chapter"]
+    if "chapter" in precisions:
+        changes["precision"] = precisions["chapter"]
+    return replace(profile, **changes) if changes else profile

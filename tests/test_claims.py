@@ -144,3 +144,28 @@ def test_a_failed_claim_stops_the_build_in_strict_mode(tmp_path):
     result = build(tiny_book(tmp_path), "strict")
     assert result.returncode == 2
     assert "01_claims.ipynb failed" in result.stderr and "ClaimFailed" in result.stderr
+
+
+def test_the_sweep_reads_claims_back_with_their_measured_values(capsys, monkeypatch):
+    """tools/claims_sweep.py parses what claim() prints, wrapped lines included."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import claims_sweep
+
+    from llm_from_scratch.claims import claim
+
+    monkeypatch.setenv("LLMFS_CLAIMS", "record")
+    text = "two steps add more than the estimate (the activations)"
+    claim(True, f"{text}, {text}", added_MB=97.7, estimate_MB=1.5)
+    claim(False, "a rate exceeds one half", rate=0.3)
+    printed = capsys.readouterr().out
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": printed}]}]}
+    first, second = claims_sweep.claim_lines(nb)
+    assert first["held"] and first["measured"] == {"added_MB": 97.7, "estimate_MB": 1.5}
+    assert first["text"].endswith("(the activations)")
+    assert not second["held"] and second["measured"] == {"rate": 0.3}
+    rows = claims_sweep.summarise([{"chapter": "X", "claims": [first, second]},
+                                   {"chapter": "X", "claims": [first, {**second,
+                                                                       "held": True}]}])
+    assert [(r["held"], r["runs"]) for r in rows] == [(2, 2), (1, 2)]
+    assert "✘ X" in claims_sweep.report(rows)

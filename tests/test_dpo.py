@@ -178,13 +178,19 @@ def test_load_pairs_names_the_row_and_its_problem(tmp_path):
              "not json": "row 2: not JSON",
              "[1, 2]": "row 2: not a JSON object",
              '{"prompt": "p", "chosen": "a", "rejected": "a"}': "row 2: chosen and "
-             "rejected are the same"}
+             "rejected are the same",
+             '{"prompt": "p", "chosen": " ", "rejected": "b"}': "row 2: chosen missing "
+             "or empty"}
     row = json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"})
     for bad, message in cases.items():
         path = tmp_path / "bad.jsonl"
         path.write_text(row + "\n" + bad + "\n")
         with pytest.raises(PairsFormatError, match=message):
             load_pairs(path)
+    # a reply that ended at once is a fair one to reject (a sweep's seed sampled one)
+    quiet = tmp_path / "quiet.jsonl"
+    quiet.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": ""}) + "\n")
+    assert load_pairs(quiet)[0][0].rejected == ""
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(PairsFormatError, match="not one pair"):
         load_pairs(tmp_path / "empty.jsonl")

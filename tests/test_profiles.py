@@ -59,3 +59,32 @@ def test_book_build_rejects_an_unknown_profile_in_one_line():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown profile 'huge'" in lines[0], result.stderr
+
+
+def test_seed_and_precision_overrides_shift_the_named_sections_only():
+    from llm_from_scratch.profiles import with_overrides
+
+    cpu = PROFILES["cpu"]
+    every = with_overrides(cpu, {"LLMFS_SEED": "2", "LLMFS_PRECISION": "fp32"})
+    assert (every.train.seed, every.sft.seed, every.eval.seed, every.seed_offset) == (
+        cpu.train.seed + 2, cpu.sft.seed + 2, cpu.eval.seed + 2, 2)
+    assert {every.train.loop.precision, every.sft.loop.precision,
+            every.dpo.loop.precision, every.precision} == {"fp32"}
+    one = with_overrides(cpu, {"LLMFS_SEED": "sft=1", "LLMFS_PRECISION": "sft=bf16"})
+    assert one.train == cpu.train and one.dpo == cpu.dpo and one.seed_offset == 0
+    assert (one.sft.seed, one.sft.loop.precision) == (cpu.sft.seed + 1, "bf16")
+    assert with_overrides(cpu, {}) is cpu
+    assert with_overrides(cpu, {"LLMFS_SEED": "0"}) is cpu
+    for env, message in [({"LLMFS_SEED": "two"}, "not an integer"),
+                         ({"LLMFS_SEED": "sfx=1"}, "'sfx' is not one of"),
+                         ({"LLMFS_PRECISION": "fp8"}, "'fp8' is not one of"),
+                         ({"LLMFS_PRECISION": "data=fp32"}, "'data' is not one of")]:
+        with pytest.raises(ValueError, match=message):
+            with_overrides(cpu, env)
+
+
+def test_get_profile_reads_the_overrides_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LLMFS_SEED", "chapter=3")
+    assert get_profile("smoke").seed_offset == 3
+    monkeypatch.delenv("LLMFS_SEED")
+    assert get_profile("smoke") is PROFILES["smoke"]

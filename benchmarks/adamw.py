@@ -6,7 +6,7 @@
 Builds the profile's model (``GPTConfig.from_profile``, vocabulary size from chapter
 01's profile section) three times with the same weights and the same fixed random
 gradients, with the training loop's parameter groups (matrices decay, vectors do
-not): one copy for ``llm_from_scratch.optim.AdamW`` (foreach operations), one for
+not): one copy for ``llm_from_scratch.training.optim.AdamW`` (foreach operations), one for
 ``torch.optim.AdamW(foreach=True)``, and, for scale, one for
 ``torch.optim.AdamW(foreach=False)`` (a loop over the tensors). It checks that the
 first steps agree, then times the steps round after round, in alternating order, so
@@ -31,9 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
-from llm_from_scratch.model import GPT, GPTConfig  # noqa: E402
-from llm_from_scratch.optim import AdamW, param_groups  # noqa: E402
-from llm_from_scratch.profiles import get_profile  # noqa: E402
+from llm_from_scratch.model.gpt import GPT, GPTConfig  # noqa: E402
+from llm_from_scratch.training.optim import AdamW, param_groups  # noqa: E402
+from llm_from_scratch.config.profiles import get_profile  # noqa: E402
 
 
 def main(argv=None) -> int:

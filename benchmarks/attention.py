@@ -44,8 +44,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
-from llm_from_scratch.attention import naive_attention  # noqa: E402
-from llm_from_scratch.kernels.tiled import tiled_attention  # noqa: E402
+from llm_from_scratch.model.attention import naive_attention  # noqa: E402
+from llm_from_scratch.model.kernels.tiled import tiled_attention  # noqa: E402
 
 DEFAULTS = {  # device type -> (sequence lengths, batch, heads, head dim)
     "cuda": ((512, 1024, 2048, 4096, 8192, 16384), 4, 16, 64),
@@ -76,7 +76,7 @@ def methods(device: torch.device, tile: int, backends: bool = False,
     }
     if device.type == "cuda" or interpreted:
         try:
-            from llm_from_scratch.kernels.flash import flash_attention
+            from llm_from_scratch.model.kernels.flash import flash_attention
         except ImportError as exc:  # triton missing: say so, measure the rest
             print(f"triton: not measured ({exc})", file=sys.stderr)
         else:

@@ -40,10 +40,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
-from llm_from_scratch.generate import generate, load_model  # noqa: E402
-from llm_from_scratch.hf import save_hf  # noqa: E402
-from llm_from_scratch.model import GPT, GPTConfig  # noqa: E402
-from llm_from_scratch.profiles import get_profile  # noqa: E402
+from llm_from_scratch.inference.generate import generate, load_model  # noqa: E402
+from llm_from_scratch.model.hf import save_hf  # noqa: E402
+from llm_from_scratch.model.gpt import GPT, GPTConfig  # noqa: E402
+from llm_from_scratch.config.profiles import get_profile  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

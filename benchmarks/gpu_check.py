@@ -81,7 +81,7 @@ def load_benchmark(name: str):
 def device_and_sync():
     import torch
 
-    from llm_from_scratch.utils import pick_device
+    from llm_from_scratch.config.runtime import pick_device
 
     device = pick_device()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -125,8 +125,8 @@ def install(wheels: Path, site: Path, needs: dict[str, str]) -> dict:
 def step_environment(sizes: Sizes, out_dir: Path, save) -> dict:
     import torch
 
-    from llm_from_scratch.data import local_data_dir
-    from llm_from_scratch.precision import PEAK_FLOPS, peak_flops
+    from llm_from_scratch.data.corpus import local_data_dir
+    from llm_from_scratch.training.precision import PEAK_FLOPS, peak_flops
 
     device, _ = device_and_sync()
     if device.type != "cuda" and not sizes.dry:
@@ -181,14 +181,14 @@ def step_training(sizes: Sizes, out_dir: Path, save) -> dict:
 
     import torch
 
-    from llm_from_scratch.batches import ShuffledBatches
-    from llm_from_scratch.data import TokenWindows
-    from llm_from_scratch.model import GPT, GPTConfig, flops_per_token
-    from llm_from_scratch.pipeline import load_or_train, prepare_tokens
-    from llm_from_scratch.precision import peak_flops
-    from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.train import train
-    from llm_from_scratch.utils import set_seed
+    from llm_from_scratch.data.batches import ShuffledBatches
+    from llm_from_scratch.data.corpus import TokenWindows
+    from llm_from_scratch.model.gpt import GPT, GPTConfig, flops_per_token
+    from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
+    from llm_from_scratch.training.precision import peak_flops
+    from llm_from_scratch.config.profiles import get_profile
+    from llm_from_scratch.training.loop import train
+    from llm_from_scratch.config.runtime import set_seed
 
     P = get_profile(sizes.profile)
     device, _ = device_and_sync()
@@ -249,9 +249,9 @@ def step_adamw(sizes: Sizes, out_dir: Path, save) -> dict:
 
     import torch
 
-    from llm_from_scratch.model import GPT, GPTConfig
-    from llm_from_scratch.optim import AdamW, param_groups
-    from llm_from_scratch.profiles import get_profile
+    from llm_from_scratch.model.gpt import GPT, GPTConfig
+    from llm_from_scratch.training.optim import AdamW, param_groups
+    from llm_from_scratch.config.profiles import get_profile
 
     P = get_profile(sizes.profile)
     device, sync = device_and_sync()

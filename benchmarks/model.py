@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
-from llm_from_scratch.hf import hf_config, to_hf_state_dict  # noqa: E402
-from llm_from_scratch.model import GPT, GPTConfig  # noqa: E402
-from llm_from_scratch.profiles import get_profile  # noqa: E402
+from llm_from_scratch.model.hf import hf_config, to_hf_state_dict  # noqa: E402
+from llm_from_scratch.model.gpt import GPT, GPTConfig  # noqa: E402
+from llm_from_scratch.config.profiles import get_profile  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

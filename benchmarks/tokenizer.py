@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
-from llm_from_scratch.data import load_stories  # noqa: E402
-from llm_from_scratch.profiles import get_profile  # noqa: E402
-from llm_from_scratch.tokenizer import (  # noqa: E402
+from llm_from_scratch.data.corpus import load_stories  # noqa: E402
+from llm_from_scratch.config.profiles import get_profile  # noqa: E402
+from llm_from_scratch.data.tokenizer import (  # noqa: E402
     GPT2_PATTERN, BPETokenizer, bpe_from_hf, train_hf_tokenizer)
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))  # test this checkout's package and tools
 
 if os.environ.get("LLMFS_DATA"):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local data: no test waits on the hub
-# Under `make test` a claim that does not hold fails its chapter (llm_from_scratch.claims)
+# Under `make test` a claim that does not hold fails its chapter (llm_from_scratch.book.claims)
 os.environ.setdefault("LLMFS_CLAIMS", "strict")
 
 TEST_STORIES = 1000  # at most this many stories per split for the tests that read text
@@ -29,7 +29,7 @@ def data_dir() -> Path | None:
     """The local TinyStories folder ($LLMFS_DATA), or None where the tests read the
     hub; the tests that need text fail, saying how to provide it, when neither is
     there."""
-    from llm_from_scratch.data import hub_dataset, hub_reachable
+    from llm_from_scratch.data.corpus import hub_dataset, hub_reachable
 
     raw = os.environ.get("LLMFS_DATA")
     if raw:
@@ -45,7 +45,7 @@ def data_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def valid_stories(data_dir) -> list[str]:
-    from llm_from_scratch.data import load_stories
+    from llm_from_scratch.data.corpus import load_stories
 
     return load_stories("valid", path=data_dir, max_stories=TEST_STORIES)
 

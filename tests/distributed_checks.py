@@ -21,9 +21,9 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (StateDictOptions,
                                                      get_model_state_dict)
 
-from llm_from_scratch import distributed as D
-from llm_from_scratch.model import GPT, GPTConfig
-from llm_from_scratch.optim import AdamW, param_groups
+from llm_from_scratch.parallel import data_parallel as D
+from llm_from_scratch.model.gpt import GPT, GPTConfig
+from llm_from_scratch.training.optim import AdamW, param_groups
 
 SGD_TOL, ADAMW_TOL = 1e-6, 1e-4
 CONFIG = GPTConfig(vocab_size=96, n_layers=2, n_heads=4, n_kv_heads=2, d_model=32,

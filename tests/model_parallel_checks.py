@@ -16,9 +16,10 @@ import torch
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.pipelining import Schedule1F1B, ScheduleGPipe
 
-from llm_from_scratch import model_parallel as MP
-from llm_from_scratch.distributed import apply_fsdp, close_distributed, init_distributed
-from llm_from_scratch.model import GPT, GPTConfig
+from llm_from_scratch.parallel import model_parallel as MP
+from llm_from_scratch.parallel.data_parallel import (apply_fsdp, close_distributed,
+                                                     init_distributed)
+from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 LOGITS_TOL, GRAD_TOL, SGD_TOL, LR, BATCH, STEPS = 1e-5, 1e-6, 1e-6, 0.5, 8, 3
 CONFIG = GPTConfig(vocab_size=96, n_layers=4, n_heads=4, n_kv_heads=2, d_model=32,

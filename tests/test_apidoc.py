@@ -9,14 +9,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_from_scratch.apidoc import cli_commands, public_api, summary
+from llm_from_scratch.book.apidoc import cli_commands, public_api, summary
 
 APPENDIX = Path(__file__).resolve().parent.parent / "chapters" / "C_package.ipynb"
 
 
 def test_every_public_function_and_class_of_the_package_has_a_docstring():
     api = public_api()
-    assert "llm_from_scratch.model" in api and "llm_from_scratch.train" in api
+    assert "llm_from_scratch.model.gpt" in api and "llm_from_scratch.training.loop" in api
     missing = [f"{m}.{name}" for m, entries in api.items()
                for name, _, text in entries if text is None]
     assert not missing, f"public names without a docstring: {missing}"

@@ -16,16 +16,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.attention import (
-    CausalSelfAttention,
-    apply_rope,
-    causal_mask,
-    kv_cache_bytes,
-    naive_attention,
-    repeat_kv,
-    rope_cache,
-)
-from llm_from_scratch.kernels.tiled import tiled_attention
+from llm_from_scratch.model.attention import (CausalSelfAttention, apply_rope,
+                                              causal_mask, kv_cache_bytes,
+                                              naive_attention, repeat_kv, rope_cache)
+from llm_from_scratch.model.kernels.tiled import tiled_attention
 from support import ConcatCache
 
 ATOL = 1e-5  # float32, reordered sums: see the module docstring

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_from_scratch.figures import PRINT_WIDTH, SMALL, printed_sizes
+from llm_from_scratch.book.figures import PRINT_WIDTH, SMALL, printed_sizes
 from test_book import build_env  # noqa: F401 - the fixture: staging, environment
 from tools import book
 
@@ -63,7 +63,7 @@ def printed_lines(nb: dict):
 
 def machine_paths() -> list[str]:
     """Absolute folders of this machine that a chapter might print."""
-    from llm_from_scratch.utils import artifacts_dir
+    from llm_from_scratch.config.runtime import artifacts_dir
 
     found = {str(book.ROOT), str(Path.home()), tempfile.gettempdir(),
              str(artifacts_dir("smoke").parent)}
@@ -98,7 +98,7 @@ def test_progress_bars_leave_one_final_line_without_eta(chapter, build_env):
            if TQDM_BAR.search(line) or ETA.search(line) or RATE.search(line)
            or "\r" in line]
     assert not bad, (f"{chapter.name}: a drawn progress bar or an ETA in the outputs "
-                     f"(use llm_from_scratch.utils.progress): {bad[:5]}")
+                     f"(use llm_from_scratch.config.runtime.progress): {bad[:5]}")
 
 
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([\w.-]+)(?::[^`]*)?`")

@@ -1,4 +1,4 @@
-"""Claims (llm_from_scratch.claims): a ✘ fails `make test`, and marks the book.
+"""Claims (llm_from_scratch.book.claims): a ✘ fails `make test`, and marks the book.
 
 A claim about an outcome the machine decides prints ✔ or ✘ with what it measured.
 In strict mode (the tests, CI) a ✘ raises; in the book build it is recorded: the
@@ -17,8 +17,9 @@ from unittest import mock
 
 import pytest
 
-from llm_from_scratch import claims
-from llm_from_scratch.claims import BUSY, FAILED, HELD, ClaimFailed, claim, load_note
+from llm_from_scratch.book import claims
+from llm_from_scratch.book.claims import (BUSY, FAILED, HELD, ClaimFailed, claim,
+                                          load_note)
 from tools import book
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ def tiny_book(folder: Path) -> Path:
     (folder / "chapters").mkdir()
     cells = [("markdown", "# Claims\n\nA chapter with two claims."),
              ("code", 'profile = "auto"'),
-             ("code", "from llm_from_scratch.claims import claim\n"
+             ("code", "from llm_from_scratch.book.claims import claim\n"
                       'claim(2 > 1, "two exceeds one", two=2)\n'
                       'claim(1 > 2, "one exceeds two", one=1, two=2)'),
              ("markdown", "The prose reads the outcome.")]
@@ -151,7 +152,7 @@ def test_the_sweep_reads_claims_back_with_their_measured_values(capsys, monkeypa
     sys.path.insert(0, str(ROOT / "tools"))
     import claims_sweep
 
-    from llm_from_scratch.claims import claim
+    from llm_from_scratch.book.claims import claim
 
     monkeypatch.setenv("LLMFS_CLAIMS", "record")
     text = "two steps add more than the estimate (the activations)"

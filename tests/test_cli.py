@@ -41,7 +41,7 @@ def test_profile_names_are_case_insensitive():
 
 def test_precision_choices_are_the_trainers():
     from llm_from_scratch.__main__ import TRAIN_CHOICES
-    from llm_from_scratch.precision import PRECISIONS
+    from llm_from_scratch.training.precision import PRECISIONS
 
     assert set(TRAIN_CHOICES["precision"]) == {*PRECISIONS, "auto"}
 
@@ -53,9 +53,9 @@ def model_dir(tmp_path_factory, valid_stories):
     """A small random model with a tokenizer of real stories, in HF's layout."""
     import torch
 
-    from llm_from_scratch.hf import save_hf
-    from llm_from_scratch.model import GPT, GPTConfig
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.model.hf import save_hf
+    from llm_from_scratch.model.gpt import GPT, GPTConfig
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     tok = train_hf_tokenizer(valid_stories[:200], 320)
     torch.manual_seed(0)
@@ -73,7 +73,7 @@ def test_generate_streams_text_and_reports_its_speed(model_dir):
 
 
 def test_generate_greedy_prints_what_the_package_generates(model_dir):
-    from llm_from_scratch.generate import generate, load_model
+    from llm_from_scratch.inference.generate import generate, load_model
 
     model, tok, _ = load_model(model_dir)
     ids = tok.encode("The dog").ids

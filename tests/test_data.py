@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from llm_from_scratch.data import (EOT, TokenWindows, clean_stories, clean_story,
-                                   load_shards, repair_mojibake)
-from llm_from_scratch.dedup import (deduplicate, exact_duplicates, jaccard, lsh_bands,
-                                    minhash_permutations, minhash_signatures,
-                                    near_duplicates, shingles, story_hash)
-from llm_from_scratch.pipeline import prepare_corpus, prepare_tokens, token_loader
+from llm_from_scratch.data.corpus import (EOT, TokenWindows, clean_stories, clean_story,
+                                          load_shards, repair_mojibake)
+from llm_from_scratch.data.dedup import (deduplicate, exact_duplicates, jaccard,
+                                         lsh_bands, minhash_permutations,
+                                         minhash_signatures, near_duplicates, shingles,
+                                         story_hash)
+from llm_from_scratch.data.prepare import prepare_corpus, prepare_tokens, token_loader
 
 
 def as_mojibake(text: str) -> str:
@@ -179,8 +180,8 @@ def test_token_windows_yield_targets_shifted_by_one(smoke_shards, data_dir,
 
 
 def test_split_files_leave_tinystories_instruct_records_out_of_the_corpus(tmp_path):
-    from llm_from_scratch.data import split_files
-    from llm_from_scratch.instruct import instruct_files
+    from llm_from_scratch.data.corpus import split_files
+    from llm_from_scratch.posttrain.instructions import instruct_files
 
     for name in ("TinyStories-train.txt", "TinyStories-valid.txt",
                  "TinyStoriesInstruct-train.txt", "TinyStoriesInstruct-valid.txt"):

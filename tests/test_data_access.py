@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_from_scratch import data
-from llm_from_scratch.data import DataNotFoundError, load_stories, local_data_dir
+from llm_from_scratch.data.corpus import corpus as data
+from llm_from_scratch.data.corpus import DataNotFoundError, load_stories, local_data_dir
 
 
 def _write(folder: Path, name: str, stories: list[str], end: str = "\n") -> Path:
@@ -80,7 +80,7 @@ def test_max_stories_caps_the_count_across_files(folder, no_hub):
 
 
 def test_every_profile_reads_at_most_its_own_number_of_stories(folder, no_hub):
-    from llm_from_scratch.pipeline import read_limits
+    from llm_from_scratch.data.prepare import read_limits
 
     for profile in ("smoke", "cpu", "gpu"):
         for split, limit in read_limits(profile).items():
@@ -141,7 +141,7 @@ def test_offline_hub_without_a_cache_fails_fast_with_instructions(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("LLMFS_DATA", "LLMFS_HUB_DATASET")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path))
-    code = ("from llm_from_scratch.data import load_stories, DataNotFoundError\n"
+    code = ("from llm_from_scratch.data.corpus import load_stories, DataNotFoundError\n"
             "try:\n    load_stories('valid', max_stories=5)\n"
             "except DataNotFoundError as e:\n    print('ERR', e)\n")
     start = time.perf_counter()

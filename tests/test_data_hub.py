@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_from_scratch.data import EOT, DataNotFoundError, load_stories
+from llm_from_scratch.data.corpus import EOT, DataNotFoundError, load_stories
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -68,7 +68,7 @@ def test_hub_reading_stops_after_max_stories_without_opening_later_files(read_hu
 
 def test_hub_stories_carry_no_separator_and_join_like_the_text_files(read_hub,
                                                                      tmp_path):
-    from llm_from_scratch.data import read_stories
+    from llm_from_scratch.data.corpus import read_stories
 
     stories = load_stories("valid", max_stories=100)
     assert not any(EOT in s for s in stories)
@@ -79,7 +79,8 @@ def test_hub_stories_carry_no_separator_and_join_like_the_text_files(read_hub,
 
 def test_the_pipeline_runs_on_the_hub_path(read_hub, hub_layout, tmp_path,
                                            monkeypatch):
-    from llm_from_scratch.pipeline import data_signature, prepare_corpus, read_limits
+    from llm_from_scratch.data.prepare import (data_signature, prepare_corpus,
+                                               read_limits)
 
     monkeypatch.setenv("LLMFS_HOME", str(tmp_path))
     assert data_signature() == [str(hub_layout[0])]

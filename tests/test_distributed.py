@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_from_scratch import distributed as D
+from llm_from_scratch.parallel import data_parallel as D
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = Path(__file__).with_name("distributed_checks.py")
@@ -79,7 +79,7 @@ def test_sharded_checkpoint_resumes_exactly_and_across_world_sizes(tmp_path):
 
 
 def test_rank_shares_are_disjoint_and_make_up_the_one_process_batch():
-    from llm_from_scratch.batches import ShuffledBatches
+    from llm_from_scratch.data.batches import ShuffledBatches
 
     seqs = [(torch.tensor([i]), torch.tensor([i])) for i in range(40)]
 

@@ -12,13 +12,15 @@ import sys
 import pytest
 import torch
 
-from llm_from_scratch.dpo import (DPOConfigError, PairDataset, PairsFormatError,
-                                  PreferencePair, check_beta, degeneracy, dpo,
-                                  dpo_loss, load_pairs, make_pairs, pair_batches,
-                                  preference_metrics, reference_logps, reply_score,
-                                  sample_pairs, save_pairs, story_words)
-from llm_from_scratch.instruct import Constraint, Instruction, add_chat_tokens
-from llm_from_scratch.model import GPT, GPTConfig
+from llm_from_scratch.recipes.dpo import (DPOConfigError, PairDataset, PairsFormatError,
+                                          PreferencePair, check_beta, degeneracy, dpo,
+                                          dpo_loss, load_pairs, make_pairs,
+                                          pair_batches, preference_metrics,
+                                          reference_logps, reply_score, sample_pairs,
+                                          save_pairs, story_words)
+from llm_from_scratch.posttrain.instructions import (Constraint, Instruction,
+                                                     add_chat_tokens)
+from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,7 +78,7 @@ HACKED = ["Chirpparparpar0 the bird. Chirpparpar flapparp!",
 
 def test_the_gibberish_guard_catches_invented_words_and_passes_real_stories(
         valid_stories, data_dir):
-    from llm_from_scratch.data import load_stories
+    from llm_from_scratch.data.corpus import load_stories
 
     known = story_words(load_stories("train", data_dir, max_stories=2000))
     asked = (Constraint("max_sentences", 2),)
@@ -103,7 +105,7 @@ def _chat_model(tok, seed: int, context_len: int = 64) -> GPT:
 
 @pytest.fixture(scope="module")
 def chat_tok(data_dir):
-    from llm_from_scratch.pipeline import load_or_train
+    from llm_from_scratch.data.prepare import load_or_train
 
     return add_chat_tokens(load_or_train("smoke", data_dir))
 
@@ -139,7 +141,7 @@ def test_loss_rewards_and_accuracy_match_trls_dpo_trainer(chat_tok, tmp_path):
     from transformers import AutoTokenizer, LlamaForCausalLM
     from trl import DPOConfig, DPOTrainer
 
-    from llm_from_scratch.sft import save_chat_model
+    from llm_from_scratch.recipes.sft import save_chat_model
 
     policy, ref = _chat_model(chat_tok, 1).eval(), _chat_model(chat_tok, 2).eval()
     save_chat_model(policy, tmp_path / "policy", chat_tok)
@@ -198,7 +200,7 @@ def test_load_pairs_names_the_row_and_its_problem(tmp_path):
 
 @pytest.fixture(scope="module")
 def sft_dir(tmp_path_factory, chat_tok):
-    from llm_from_scratch.sft import save_chat_model
+    from llm_from_scratch.recipes.sft import save_chat_model
 
     return save_chat_model(_chat_model(chat_tok, 0), tmp_path_factory.mktemp("sft"),
                            chat_tok)
@@ -244,7 +246,7 @@ def test_llmfs_dpo_trains_and_refuses_bad_input_in_one_line(sft_dir, pairs_file,
                                                             tmp_path, data_dir):
     from tokenizers import Tokenizer
 
-    from llm_from_scratch.hf import load_hf, save_hf
+    from llm_from_scratch.model.hf import load_hf, save_hf
 
     common = ["--profile", "smoke", "--data", str(data_dir)] if data_dir else [
         "--profile", "smoke"]

@@ -16,9 +16,9 @@ import sys
 import pytest
 import torch
 
-from llm_from_scratch import evaluate as ev
-from llm_from_scratch.hf import save_hf
-from llm_from_scratch.model import GPT, GPTConfig
+from llm_from_scratch.evaluation import tasks as ev
+from llm_from_scratch.model.hf import save_hf
+from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 logging.getLogger("lm_eval").setLevel(logging.ERROR)
@@ -26,7 +26,7 @@ logging.getLogger("lm_eval").setLevel(logging.ERROR)
 
 @pytest.fixture(scope="module")
 def tok(valid_stories):
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     return train_hf_tokenizer(valid_stories[:200], 320)
 
@@ -103,7 +103,7 @@ def test_registered_loglikelihood_is_the_direct_sum_and_is_greedy_is_right(
 
 
 def test_generate_until_is_greedy_generation_cut_at_the_stop_string(lm, model, tok):
-    from llm_from_scratch.generate import generate
+    from llm_from_scratch.inference.generate import generate
 
     context = "Once upon a time"
     full = tok.decode(generate(model, [tok.encode(context).ids], 20, temperature=0)[0])
@@ -136,7 +136,7 @@ def test_bits_per_byte_three_ways_agree(lm, model, tok, model_dir, valid_stories
 
 def test_tasks_build_deterministically_from_validation_stories_and_load_offline(
         lm, valid_stories, tmp_path):
-    from llm_from_scratch.profiles import get_profile
+    from llm_from_scratch.config.profiles import get_profile
 
     sizes = get_profile("smoke").eval
     stories = valid_stories[:150]
@@ -170,9 +170,10 @@ def test_instruction_task_scores_greedy_replies_with_chapter_08s_checkers(
     (sft.generate_replies + follow_rates) on the same model and instructions."""
     import dataclasses
 
-    from llm_from_scratch.instruct import (add_chat_tokens, build_instructions,
-                                           grow_vocab, render_chat)
-    from llm_from_scratch.sft import follow_rates, generate_replies
+    from llm_from_scratch.posttrain.instructions import (add_chat_tokens,
+                                                         build_instructions, grow_vocab,
+                                                         render_chat)
+    from llm_from_scratch.recipes.sft import follow_rates, generate_replies
 
     chat_tok = add_chat_tokens(tok)
     config = dataclasses.replace(model.config, context_len=256)
@@ -205,7 +206,7 @@ def story_ends_with(story: str, sentence: str) -> bool:
 
 
 def test_contamination_check_finds_planted_training_text(valid_stories, data_dir):
-    from llm_from_scratch.data import load_stories
+    from llm_from_scratch.data.corpus import load_stories
 
     train = load_stories("train", path=data_dir, max_stories=300)
     items = [ev.item_text(r) for r in ev.cloze_items(valid_stories[:200], 30)]

@@ -73,7 +73,7 @@ def test_a_module_no_chapter_exports_any_more_is_removed(copy):
 
 def test_export_refuses_to_overwrite_a_hand_written_module(copy):
     path, nb, cell = _first_exported_cell(copy / "chapters")
-    cell["source"] = "#| export profiles\nX = 1\n"
+    cell["source"] = "#| export config.profiles\nX = 1\n"
     path.write_text(json.dumps(nb))
     with pytest.raises(export.ExportError, match="hand-written"):
         export.drift(copy / "chapters", copy / "llm_from_scratch")

@@ -10,7 +10,7 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from llm_from_scratch.figures import PRINT_WIDTH, SMALL, Diagram, printed_sizes  # noqa: E402
+from llm_from_scratch.book.figures import (PRINT_WIDTH, SMALL, Diagram, printed_sizes)  # noqa: E402
 
 
 def pdf_of(fig) -> bytes:

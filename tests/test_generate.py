@@ -13,13 +13,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_from_scratch.generate import (KVCache, check_request, decode_stream,
-                                       decode_steps, find_weights, generate,
-                                       left_pad, load_model, make_caches,
-                                       next_token_probs, padding_mask, sample_next,
-                                       stream, top_k_filter, top_p_filter)
-from llm_from_scratch.hf import CheckpointError, save_hf
-from llm_from_scratch.model import GPT, GPTConfig
+from llm_from_scratch.inference.generate import (KVCache, check_request, decode_stream,
+                                                 decode_steps, find_weights, generate,
+                                                 left_pad, load_model, make_caches,
+                                                 next_token_probs, padding_mask,
+                                                 sample_next, stream, top_k_filter,
+                                                 top_p_filter)
+from llm_from_scratch.model.hf import CheckpointError, save_hf
+from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -297,7 +298,7 @@ def test_decode_stream_holds_back_a_split_emoji(gpt2_tokenizer):
 
 @pytest.fixture(scope="module")
 def story_tokenizer(valid_stories):
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     return train_hf_tokenizer(valid_stories[:200], 300)
 
@@ -312,9 +313,9 @@ def test_load_model_reads_a_hugging_face_directory(tmp_path, story_tokenizer):
 
 
 def _write_checkpoint(run_dir, model, tokenizer):
-    from llm_from_scratch.checkpoint import save_checkpoint
-    from llm_from_scratch.optim import AdamW
-    from llm_from_scratch.runs import tokenizer_digest
+    from llm_from_scratch.io.checkpoint import save_checkpoint
+    from llm_from_scratch.training.optim import AdamW
+    from llm_from_scratch.io.runs import tokenizer_digest
 
     state = {"step": 3, "tokens": 0, "seconds": 0.0,
              "config": {"model": dataclasses.asdict(model.config), "profile": "smoke",
@@ -336,7 +337,7 @@ def test_load_model_reads_checkpoints_and_run_folders(tmp_path, story_tokenizer)
 
 def test_load_model_rejects_damaged_foreign_and_unknown_folders(tmp_path,
                                                                 story_tokenizer):
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     model = small_model()
     ckpt = _write_checkpoint(tmp_path / "run", model, story_tokenizer)

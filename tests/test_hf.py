@@ -11,17 +11,10 @@ import torch
 import transformers
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3ForCausalLM
 
-from llm_from_scratch.hf import (
-    CheckpointError,
-    config_from_hf,
-    has_qk_norm,
-    hf_config,
-    load_hf,
-    save_hf,
-    to_hf_state_dict,
-)
-from llm_from_scratch.model import GPT, GPTConfig
-from llm_from_scratch.stability import apply_qk_norm
+from llm_from_scratch.model.hf import (CheckpointError, config_from_hf, has_qk_norm,
+                                       hf_config, load_hf, save_hf, to_hf_state_dict)
+from llm_from_scratch.model.gpt import GPT, GPTConfig
+from llm_from_scratch.training.stability import apply_qk_norm
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()

@@ -7,13 +7,17 @@ import random
 import pytest
 import torch
 
-from llm_from_scratch.instruct import (CHAT_TOKENS, END, IGNORE, KINDS, ChatFormatError,
-                                       Constraint, add_chat_tokens, build_instructions,
-                                       character_names, derive_instruction,
-                                       grow_vocab, load_instruct,
-                                       parse_instruct_record, render_chat, sentences,
-                                       sft_example, shift_and_mask)
-from llm_from_scratch.model import GPT, GPTConfig
+from llm_from_scratch.posttrain.instructions import (CHAT_TOKENS, END, IGNORE, KINDS,
+                                                     ChatFormatError, Constraint,
+                                                     add_chat_tokens,
+                                                     build_instructions,
+                                                     character_names,
+                                                     derive_instruction, grow_vocab,
+                                                     load_instruct,
+                                                     parse_instruct_record, render_chat,
+                                                     sentences, sft_example,
+                                                     shift_and_mask)
+from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 STORY = ('Tom had a red ball. He threw it to Lily. "Catch!" he said. Lily laughed '
          'and caught it. They played until dark.')
@@ -131,7 +135,7 @@ def test_tinystories_instruct_records_become_checkable_instructions(tmp_path):
 
 @pytest.fixture(scope="module")
 def tokenizers(valid_stories):
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     base = train_hf_tokenizer(valid_stories[:200], 320)
     return base, add_chat_tokens(base)
@@ -162,7 +166,7 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def chat_export(tmp_path_factory, tokenizers):
-    from llm_from_scratch.sft import save_chat_model
+    from llm_from_scratch.recipes.sft import save_chat_model
 
     _, tok = tokenizers
     torch.manual_seed(0)
@@ -276,9 +280,10 @@ def test_instruction_sets_are_read_back_from_their_cache_unchanged(tokenizers,
                                                                    tmp_path):
     import dataclasses
 
-    from llm_from_scratch.instruct import (instruction_from_json, instruction_sets,
-                                           instruction_to_json)
-    from llm_from_scratch.profiles import get_profile
+    from llm_from_scratch.posttrain.instructions import (instruction_from_json,
+                                                         instruction_sets,
+                                                         instruction_to_json)
+    from llm_from_scratch.config.profiles import get_profile
 
     _, chat_tok = tokenizers
     stories = {"train": valid_stories[:60], "valid": valid_stories[60:90]}

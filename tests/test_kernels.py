@@ -40,7 +40,7 @@ def rel_err(a, b):
 
 def against_sdpa(shape, causal, dtype, device, block, backward):
     """Relative errors of O (and dQ, dK, dV) of flash_attention against SDPA."""
-    from llm_from_scratch.kernels.flash import flash_attention
+    from llm_from_scratch.model.kernels.flash import flash_attention
 
     g = torch.Generator().manual_seed(sum(shape) + causal)
     base = [torch.randn(shape, generator=g).to(device) for _ in range(3)]
@@ -60,7 +60,7 @@ def against_sdpa(shape, causal, dtype, device, block, backward):
 def kernel_is_interpreted():
     from triton.runtime.interpreter import InterpretedFunction
 
-    from llm_from_scratch.kernels import flash
+    from llm_from_scratch.model.kernels import flash
 
     return isinstance(flash._flash_fwd, InterpretedFunction)
 
@@ -115,7 +115,7 @@ def test_triton_flash_backward_matches_sdpa_interpreted(name, cpu_results):
 
 def test_triton_flash_rejects_head_dims_tl_dot_cannot_tile():
     # The check comes before any launch, so it holds compiled or interpreted.
-    from llm_from_scratch.kernels.flash import flash_attention
+    from llm_from_scratch.model.kernels.flash import flash_attention
 
     q = torch.randn(1, 1, 16, 24)
     with pytest.raises(ValueError, match="power of two"):

@@ -11,20 +11,11 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from llm_from_scratch.model import (
-    GPT,
-    MLP,
-    Block,
-    GPTConfig,
-    RMSNorm,
-    chinchilla_tokens,
-    flops_per_token,
-    matmul_parameters,
-    parameter_counts,
-    swiglu_hidden,
-    training_memory,
-)
-from llm_from_scratch.profiles import PROFILES
+from llm_from_scratch.model.gpt import (GPT, MLP, Block, GPTConfig, RMSNorm,
+                                        chinchilla_tokens, flops_per_token,
+                                        matmul_parameters, parameter_counts,
+                                        swiglu_hidden, training_memory)
+from llm_from_scratch.config.profiles import PROFILES
 from support import ConcatCache
 
 TINY = GPTConfig(vocab_size=97, n_layers=2, n_heads=4, n_kv_heads=2, d_model=32,
@@ -74,7 +65,7 @@ def test_swiglu_hidden_follows_the_two_thirds_rule():
 def test_block_keeps_the_shape_and_has_no_bias():
     block = Block(32, 4, 2, swiglu_hidden(32))
     x = torch.randn(2, 5, 32)
-    from llm_from_scratch.attention import rope_cache
+    from llm_from_scratch.model.attention import rope_cache
     cos, sin = rope_cache(8, 5)
     assert block(x, cos, sin).shape == x.shape
     assert not [n for n, _ in block.named_parameters() if n.endswith("bias")]

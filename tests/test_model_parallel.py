@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_from_scratch import model_parallel as MP
-from llm_from_scratch.model import GPTConfig, swiglu_hidden
+from llm_from_scratch.parallel import model_parallel as MP
+from llm_from_scratch.model.gpt import GPTConfig, swiglu_hidden
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = Path(__file__).with_name("model_parallel_checks.py")

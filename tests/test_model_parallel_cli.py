@@ -13,9 +13,9 @@ import torch
 from test_distributed_cli import TWO, llmfs_train, losses
 
 from llm_from_scratch.__main__ import main
-from llm_from_scratch.distributed import LaunchError
-from llm_from_scratch.model import GPTConfig
-from llm_from_scratch.model_parallel import check_layout
+from llm_from_scratch.parallel.data_parallel import LaunchError
+from llm_from_scratch.model.gpt import GPTConfig
+from llm_from_scratch.parallel.model_parallel import check_layout
 
 STEPS = ["--max-steps", "3", "--eval-interval", "0", "--sample-steps",
          "--precision", "fp32"]
@@ -48,8 +48,8 @@ def test_two_ranks_stop_resume_and_train_to_the_losses_of_one_process(
         home, data_dir, flag):
     """Stopped at step 2 and resumed to 3, the run must still match one process:
     step 3 starts from the checkpoint, so it is where a lost state would show."""
-    from llm_from_scratch.hf import load_hf
-    from llm_from_scratch.runs import load_run
+    from llm_from_scratch.model.hf import load_hf
+    from llm_from_scratch.io.runs import load_run
 
     shutil.rmtree(home / "smoke" / "pretrained", ignore_errors=True)  # ours, then
     run = home / flag[2:]

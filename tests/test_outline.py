@@ -13,7 +13,7 @@ import pytest
 import yaml
 from matplotlib.text import Annotation
 
-from llm_from_scratch.figures import book_outline, pipeline_figure
+from llm_from_scratch.book.figures import book_outline, pipeline_figure
 from tools import book
 
 matplotlib.use("Agg")

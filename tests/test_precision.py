@@ -9,9 +9,9 @@ import warnings
 import pytest
 import torch
 
-from llm_from_scratch import precision
-from llm_from_scratch.precision import (PEAK_FLOPS, choose_precision, cpu_native_bf16,
-                                        resolve_precision)
+from llm_from_scratch.training import precision
+from llm_from_scratch.training.precision import (PEAK_FLOPS, choose_precision,
+                                                 cpu_native_bf16, resolve_precision)
 
 
 def test_auto_on_this_cpu_follows_its_bf16_instructions():

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from llm_from_scratch.model import GPTConfig
-from llm_from_scratch.pretrain import data_identity, run_id, split_train_options
-from llm_from_scratch.profiles import get_profile
+from llm_from_scratch.model.gpt import GPTConfig
+from llm_from_scratch.recipes.pretrain import data_identity, run_id, split_train_options
+from llm_from_scratch.config.profiles import get_profile
 
 
 @pytest.fixture
@@ -60,10 +60,10 @@ def test_overrides_go_to_the_loop_or_to_the_recipe():
 def test_a_checkpoint_loads_with_its_run_folders_tokenizer(tmp_path, valid_stories):
     """llmfs generate on a checkpoint of a run: the run folder's tokenizer.json, no
     corpus and no profile (loading never retrains a tokenizer)."""
-    from llm_from_scratch.batches import ShuffledBatches
-    from llm_from_scratch.generate import load_model
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
-    from llm_from_scratch.train import TrainConfig, train
+    from llm_from_scratch.data.batches import ShuffledBatches
+    from llm_from_scratch.inference.generate import load_model
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.training.loop import TrainConfig, train
     from tests.test_train import Windows, tiny_model
 
     tok = train_hf_tokenizer(valid_stories[:100], 300)

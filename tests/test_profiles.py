@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_from_scratch.profiles import (PROFILE_NAMES, PROFILES, Profile,
-                                       UnknownProfileError, get_profile,
-                                       resolve_profile_name)
+from llm_from_scratch.config.profiles import (PROFILE_NAMES, PROFILES, Profile,
+                                              UnknownProfileError, get_profile,
+                                              resolve_profile_name)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def test_book_build_rejects_an_unknown_profile_in_one_line():
 
 
 def test_seed_and_precision_overrides_shift_the_named_sections_only():
-    from llm_from_scratch.profiles import with_overrides
+    from llm_from_scratch.config.profiles import with_overrides
 
     cpu = PROFILES["cpu"]
     every = with_overrides(cpu, {"LLMFS_SEED": "2", "LLMFS_PRECISION": "fp32"})

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from llm_from_scratch.model import GPT, matmul_parameters
-from llm_from_scratch.scaling import (compute_optimal, fit_power_law, loss_frontier,
-                                      sweep_config, sweep_run, training_flops)
+from llm_from_scratch.model.gpt import GPT, matmul_parameters
+from llm_from_scratch.recipes.scaling import (compute_optimal, fit_power_law,
+                                              loss_frontier, sweep_config, sweep_run,
+                                              training_flops)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,7 +48,7 @@ def test_sweep_models_have_the_width_asked_for():
 def test_sweep_run_spends_its_budget_and_is_cached(tmp_path, monkeypatch, data_dir):
     monkeypatch.setenv("LLMFS_HOME", str(tmp_path))
     first = sweep_run("smoke", 16, data_path=data_dir)
-    from llm_from_scratch.profiles import get_profile
+    from llm_from_scratch.config.profiles import get_profile
 
     budget = get_profile("smoke").train.sweep_flops
     spent = training_flops(first["params"], first["tokens"])

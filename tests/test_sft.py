@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-from llm_from_scratch.instruct import (Constraint, Instruction, add_chat_tokens,
-                                       grow_vocab)
-from llm_from_scratch.model import GPT, GPTConfig
-from llm_from_scratch.sft import (Z95, follow_rates, save_chat_model, sft, sft_loss,
-                                  wilson_interval)
+from llm_from_scratch.posttrain.instructions import (Constraint, Instruction,
+                                                     add_chat_tokens, grow_vocab)
+from llm_from_scratch.model.gpt import GPT, GPTConfig
+from llm_from_scratch.recipes.sft import (Z95, follow_rates, save_chat_model, sft,
+                                          sft_loss, wilson_interval)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,7 +52,7 @@ def test_sft_loss_cuts_padding_columns_without_changing_the_loss():
     y = torch.randint(0, 40, (3, 16))
     y[:, 9:] = -100  # padding at the end of every row
     y[0, :4] = -100  # a masked prompt
-    from llm_from_scratch.train import next_token_loss
+    from llm_from_scratch.training.loop import next_token_loss
 
     full_sum, full_n = next_token_loss(model, (x, y))
     cut_sum, cut_n = sft_loss(model, (x, y))
@@ -65,9 +65,9 @@ def test_sft_loss_cuts_padding_columns_without_changing_the_loss():
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory, data_dir):
     """A random model of the smoke profile's shape with the smoke tokenizer."""
-    from llm_from_scratch.hf import save_hf
-    from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.pipeline import load_or_train
+    from llm_from_scratch.model.hf import save_hf
+    from llm_from_scratch.config.profiles import get_profile
+    from llm_from_scratch.data.prepare import load_or_train
 
     tok = load_or_train("smoke", data_dir)
     torch.manual_seed(0)
@@ -82,7 +82,7 @@ def _weights(model) -> dict[str, torch.Tensor]:
 
 def test_smoke_sft_resumes_exactly_and_exports_a_chat_model(base_dir, tmp_path,
                                                              data_dir):
-    from llm_from_scratch.generate import load_model
+    from llm_from_scratch.inference.generate import load_model
 
     run = dict(base=base_dir, data_path=data_dir, max_steps=6, checkpoint_interval=3,
                eval_interval=3, batch_size=4, eval_batches=1)
@@ -109,8 +109,8 @@ def llmfs(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 
 def test_sft_without_an_instruction_that_fits_is_a_one_line_error(tmp_path,
                                                                   data_dir):
-    from llm_from_scratch.hf import save_hf
-    from llm_from_scratch.pipeline import load_or_train
+    from llm_from_scratch.model.hf import save_hf
+    from llm_from_scratch.data.prepare import load_or_train
 
     tok = load_or_train("smoke", data_dir)
     model = GPT(GPTConfig(vocab_size=tok.get_vocab_size(), n_layers=1, n_heads=2,
@@ -125,7 +125,7 @@ def test_sft_without_an_instruction_that_fits_is_a_one_line_error(tmp_path,
 
 @pytest.fixture(scope="module")
 def chat_dir(tmp_path_factory, valid_stories):
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     tok = add_chat_tokens(train_hf_tokenizer(valid_stories[:200], 320))
     torch.manual_seed(0)
@@ -136,8 +136,8 @@ def chat_dir(tmp_path_factory, valid_stories):
 
 
 def test_chat_streams_a_reply_to_each_piped_line(chat_dir):
-    from llm_from_scratch.generate import generate, load_model
-    from llm_from_scratch.instruct import END, render_chat
+    from llm_from_scratch.inference.generate import generate, load_model
+    from llm_from_scratch.posttrain.instructions import END, render_chat
 
     out = llmfs("chat", "--model", str(chat_dir), "--greedy", "--max-new-tokens",
                 "6", stdin="Write a story.\n\nUse the word ball.\n")
@@ -152,7 +152,7 @@ def test_chat_streams_a_reply_to_each_piped_line(chat_dir):
 
 def test_chat_refuses_long_prompts_and_models_without_chat_tokens(chat_dir,
                                                                   tmp_path):
-    from llm_from_scratch.hf import load_hf, save_hf
+    from llm_from_scratch.model.hf import load_hf, save_hf
     from tokenizers import Tokenizer
 
     out = llmfs("chat", "--model", str(chat_dir), "--greedy",

@@ -7,12 +7,13 @@ import math
 
 import torch
 
-from llm_from_scratch.checkpoint import latest_checkpoint, load_checkpoint
-from llm_from_scratch.memory import apply_activation_checkpointing
-from llm_from_scratch.model import GPT, GPTConfig
-from llm_from_scratch.stability import (apply_qk_norm, first_non_finite,
-                                        log_normaliser, max_attention_logits, z_loss)
-from llm_from_scratch.train import TrainConfig, next_token_loss, train
+from llm_from_scratch.io.checkpoint import latest_checkpoint, load_checkpoint
+from llm_from_scratch.training.memory import apply_activation_checkpointing
+from llm_from_scratch.model.gpt import GPT, GPTConfig
+from llm_from_scratch.training.stability import (apply_qk_norm, first_non_finite,
+                                                 log_normaliser, max_attention_logits,
+                                                 z_loss)
+from llm_from_scratch.training.loop import TrainConfig, next_token_loss, train
 
 V, T = 97, 16
 
@@ -116,7 +117,7 @@ def test_max_attention_logits_are_the_scores_the_attention_softmaxes():
     h = model.layers[0].input_layernorm(model.embed_tokens(x))
     B, hs = x.size(0), attn.head_dim
     cos, sin = model.rope_cos[:T], model.rope_sin[:T]
-    from llm_from_scratch.attention import apply_rope
+    from llm_from_scratch.model.attention import apply_rope
     q = apply_rope(attn.q_proj(h).view(B, T, 4, hs).transpose(1, 2), cos, sin)
     k = apply_rope(attn.k_proj(h).view(B, T, 4, hs).transpose(1, 2), cos, sin)
     v = attn.v_proj(h).view(B, T, 4, hs).transpose(1, 2)
@@ -153,7 +154,7 @@ def test_first_non_finite_names_the_module_that_overflowed_in_fp16():
 
 
 def test_peak_rss_counts_from_a_reset_and_sees_a_freed_allocation():
-    from llm_from_scratch.memory import current_rss, peak_rss, reset_peak_rss
+    from llm_from_scratch.training.memory import current_rss, peak_rss, reset_peak_rss
 
     big = torch.ones(25_000_000)  # 100 MB, written: resident
     del big

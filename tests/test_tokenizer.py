@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_from_scratch.data import EOT, load_stories
-from llm_from_scratch.pipeline import load_or_train
-from llm_from_scratch.tokenizer import (
-    BPETokenizer, bpe_from_gpt2_files, bpe_from_hf, count_words, gpt2_byte_order,
-    merge_pair, tiktoken_gpt2, train_bpe, train_hf_tokenizer)
+from llm_from_scratch.data.corpus import EOT, load_stories
+from llm_from_scratch.data.prepare import load_or_train
+from llm_from_scratch.data.tokenizer import (BPETokenizer, bpe_from_gpt2_files,
+                                             bpe_from_hf, count_words, gpt2_byte_order,
+                                             merge_pair, tiktoken_gpt2, train_bpe,
+                                             train_hf_tokenizer)
 
 # The pure-Python trainer's test reads this many training stories, whatever the
 # source holds (the hub has 2.1 million): enough for every one of 1,791 merges to be

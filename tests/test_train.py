@@ -19,16 +19,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.batches import ShuffledBatches, spread_batches
-from llm_from_scratch.checkpoint import (CheckpointError, CheckpointMismatchError,
-                                         latest_checkpoint, load_checkpoint,
-                                         read_checkpoint_state)
-from llm_from_scratch.metrics import bits_per_byte, perplexity, token_byte_lengths
-from llm_from_scratch.model import GPT, GPTConfig
-from llm_from_scratch.optim import AdamW, clip_grad_norm, lr_at, param_groups
-from llm_from_scratch.precision import LossScaler
-from llm_from_scratch.train import (NonFiniteLossError, TrainConfig, evaluate,
-                                    next_token_loss, train, train_step)
+from llm_from_scratch.data.batches import ShuffledBatches, spread_batches
+from llm_from_scratch.io.checkpoint import (CheckpointError, CheckpointMismatchError,
+                                            latest_checkpoint, load_checkpoint,
+                                            read_checkpoint_state)
+from llm_from_scratch.training.metrics import (bits_per_byte, perplexity,
+                                               token_byte_lengths)
+from llm_from_scratch.model.gpt import GPT, GPTConfig
+from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
+from llm_from_scratch.training.precision import LossScaler
+from llm_from_scratch.training.loop import (NonFiniteLossError, TrainConfig, evaluate,
+                                            next_token_loss, train, train_step)
 
 ROOT = Path(__file__).resolve().parent.parent
 V, T = 61, 16
@@ -88,7 +89,7 @@ def test_bits_per_byte_restates_nats_per_token():
 
 
 def test_token_byte_lengths_add_up_to_the_utf8_length(valid_stories):
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     tok = train_hf_tokenizer(valid_stories[:200], 400)
     lengths = token_byte_lengths(tok)
@@ -341,8 +342,8 @@ def test_resume_restores_optimizer_hyperparameters_with_their_types(tmp_path):
 
 
 def test_a_run_folder_loads_without_the_corpus(tmp_path, valid_stories):
-    from llm_from_scratch.runs import load_run
-    from llm_from_scratch.tokenizer import train_hf_tokenizer
+    from llm_from_scratch.io.runs import load_run
+    from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     tok = train_hf_tokenizer(valid_stories[:100], V)
     model = tiny_model()
@@ -387,8 +388,8 @@ import sys, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {root!r})
 from tests.test_train import Windows, config, tiny_model
-from llm_from_scratch.batches import ShuffledBatches
-from llm_from_scratch.train import train
+from llm_from_scratch.data.batches import ShuffledBatches
+from llm_from_scratch.training.loop import train
 result = train(tiny_model(), ShuffledBatches(Windows(), 4), config(max_steps=100000),
                out_dir={out!r})
 print("stopped by", result.stopped, "at step", result.step, flush=True)
@@ -429,8 +430,8 @@ import sys, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {root!r})
 from tests.test_train import tiny_model
-from llm_from_scratch.checkpoint import save_checkpoint
-from llm_from_scratch.optim import AdamW
+from llm_from_scratch.io.checkpoint import save_checkpoint
+from llm_from_scratch.training.optim import AdamW
 model = tiny_model(d_model=128, n_layers=4)  # large enough that a write takes a while
 opt = AdamW(model.parameters())
 ids = torch.zeros(1, 4, dtype=torch.long)

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from llm_from_scratch.__main__ import main
-from llm_from_scratch.checkpoint import CheckpointMismatchError
-from llm_from_scratch.model import GPT, GPTConfig
-from llm_from_scratch.pretrain import (pretrain, run_id, stability_options,
-                                       training_loss)
-from llm_from_scratch.train import TrainConfig, next_token_loss
-from llm_from_scratch.utils import artifacts_dir
+from llm_from_scratch.io.checkpoint import CheckpointMismatchError
+from llm_from_scratch.model.gpt import GPT, GPTConfig
+from llm_from_scratch.recipes.pretrain import (pretrain, run_id, stability_options,
+                                               training_loss)
+from llm_from_scratch.training.loop import TrainConfig, next_token_loss
+from llm_from_scratch.config.runtime import artifacts_dir
 
 QUIET = dict(eval_interval=0, sample_steps=(), checkpoint_interval=0)
 PINNED_ID = "06dc679767"  # run_id of the description below, before the options
@@ -111,8 +111,8 @@ def test_activation_checkpointing_trains_to_the_same_losses_in_the_same_run(home
 
 
 def test_a_qk_layernorm_run_resumes_its_gains_and_exports_qwen3(home):
-    from llm_from_scratch.generate import load_model
-    from llm_from_scratch.runs import MetricsLog, load_run
+    from llm_from_scratch.inference.generate import load_model
+    from llm_from_scratch.io.runs import MetricsLog, load_run
 
     whole, whole_model, _ = pretrain("smoke", max_steps=3, qk_layernorm=True,
                                      out_dir=home / "qk-whole", **QUIET)

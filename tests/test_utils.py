@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from llm_from_scratch import utils
+from llm_from_scratch.config import runtime as utils
 
 
 def test_progress_in_book_build_prints_one_plain_line(monkeypatch, capsys):

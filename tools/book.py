@@ -34,9 +34,10 @@ CHAPTERS = SOURCE / "chapters"
 BUILD = SOURCE / "_build"
 sys.path.insert(0, str(ROOT))  # the package and tools of this checkout, not another
 
-from llm_from_scratch.claims import BUSY, FAILED, HELD  # noqa: E402
-from llm_from_scratch.figures import Entry, book_outline  # noqa: E402
-from llm_from_scratch.profiles import PROFILES, UnknownProfileError, resolve_profile_name  # noqa: E402
+from llm_from_scratch.book.claims import BUSY, FAILED, HELD  # noqa: E402
+from llm_from_scratch.book.figures import Entry, book_outline  # noqa: E402
+from llm_from_scratch.config.profiles import (PROFILES, UnknownProfileError,
+                                              resolve_profile_name)  # noqa: E402
 from tools import export  # noqa: E402
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -131,7 +132,7 @@ def find_ansi(nb: dict) -> list[int]:
 
 def claims_in(nb: dict) -> tuple[int, list[str], list[str]]:
     """(claims that held, lines of claims that did not, timing notes taken on a busy
-    machine) in an executed notebook's printed outputs (``llm_from_scratch.claims``)."""
+    machine) in an executed notebook's printed outputs (``llm_from_scratch.book.claims``)."""
     held, failed, busy = 0, [], []
     for cell in nb["cells"]:
         for out in cell.get("outputs", []):
@@ -189,7 +190,7 @@ def execute(chapter: Path, dest: Path, profile: str, force: bool) -> float:
     bad = find_ansi(nb)
     if bad:
         raise BuildError(f"{chapter.name}: terminal escape codes in the outputs of "
-                         f"cells {bad}; they break the PDF (use llm_from_scratch.utils"
+                         f"cells {bad}; they break the PDF (use llm_from_scratch.config.runtime"
                          ".progress for progress bars)")
     dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"  {chapter.name}: {seconds:.1f} s", flush=True)
@@ -281,8 +282,8 @@ def load_average() -> str:
 def data_used(profile: str) -> list[tuple[str, str]]:
     """Rows for the data the chapters trained on: source, stories read, text bytes and
     tokens per split, read from the token shards' manifest (chapter 01 writes it)."""
-    from llm_from_scratch.pipeline import read_limits
-    from llm_from_scratch.utils import artifacts_dir
+    from llm_from_scratch.data.prepare import read_limits
+    from llm_from_scratch.config.runtime import artifacts_dir
 
     raw = os.environ.get("LLMFS_DATA")
     source = (f"TinyStories, local folder `{Path(raw).name}`" if raw
@@ -313,8 +314,8 @@ def shard_text_bytes(profile: str, folder: Path, shards: dict) -> dict[str, tupl
         import numpy as np
         from tokenizers import Tokenizer
 
-        from llm_from_scratch.metrics import token_byte_lengths
-        from llm_from_scratch.utils import artifacts_dir
+        from llm_from_scratch.training.metrics import token_byte_lengths
+        from llm_from_scratch.config.runtime import artifacts_dir
 
         tok = Tokenizer.from_file(str(artifacts_dir(profile) / "tokenizer.json"))
         lengths = token_byte_lengths(tok).numpy()
@@ -647,7 +648,7 @@ def prepare_environment() -> None:
 
 
 def check_data() -> None:
-    from llm_from_scratch.data import DataNotFoundError, local_data_dir
+    from llm_from_scratch.data.corpus import DataNotFoundError, local_data_dir
 
     try:
         local_data_dir()

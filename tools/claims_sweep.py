@@ -3,10 +3,10 @@
     python tools/claims_sweep.py --profile cpu                  # the whole sweep
     python tools/claims_sweep.py --profile smoke --chapters 04 --seeds 0 1
 
-Each chapter that makes a claim about an outcome (``llm_from_scratch.claims``) is
+Each chapter that makes a claim about an outcome (``llm_from_scratch.book.claims``) is
 executed with papermill up to its last claim cell, once per seed offset and precision,
 through the profile's overrides (``LLMFS_SEED``, ``LLMFS_PRECISION``; see
-``llm_from_scratch.profiles``). What varies is the chapter's own run: chapter 08
+``llm_from_scratch.config.profiles``). What varies is the chapter's own run: chapter 08
 re-tunes with other seeds from chapter 04's pretrained model, chapter 09 re-samples
 its pairs and re-runs DPO from chapter 08's model, so the sweep costs the chapters'
 runs, not the whole pipeline's. A chapter whose claims are computed in one precision
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 sys.path.insert(0, str(ROOT))
 
-from llm_from_scratch.claims import FAILED, HELD  # noqa: E402
+from llm_from_scratch.book.claims import FAILED, HELD  # noqa: E402
 
 # chapter prefix -> (LLMFS_SEED scope, LLMFS_PRECISION scope or None when fixed)
 SCOPES = {

@@ -34,7 +34,7 @@ import os
 
 import torch
 
-from llm_from_scratch.train import TrainConfig
+from llm_from_scratch.config.training import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from llm_from_scratch.storage import file_sha256, fsync_path, write_atomic
+from llm_from_scratch.io.storage import file_sha256, fsync_path, write_atomic
 
 
 class CheckpointError(ValueError):

@@ -16,7 +16,7 @@ The architectural choices, up front:
   two projections that write into the residual stream (``o_proj``, ``down_proj``);
 - Hugging Face Llama's module names (``embed_tokens``, ``layers``, ``self_attn``,
   ``mlp.gate_proj``, ``input_layernorm``, ``norm``, ``lm_head``), so that the state
-  dict maps one to one onto ``LlamaForCausalLM`` (see ``llm_from_scratch.hf``).
+  dict maps one to one onto ``LlamaForCausalLM`` (see ``llm_from_scratch.model.hf``).
 
 ``GPT.forward(idx, targets=None)`` returns ``(logits, loss)``. Per-layer key/value
 caches and a start position pass through to the attention for generation. The model
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm_from_scratch.attention import CausalSelfAttention, rope_cache
+from llm_from_scratch.model.attention import CausalSelfAttention, rope_cache
 
 
 class RMSNorm(nn.Module):

@@ -24,10 +24,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from llm_from_scratch.attention import rope_cache
-from llm_from_scratch.checkpoint import CheckpointError  # appendix B
-from llm_from_scratch.data import EOT
-from llm_from_scratch.model import GPT, GPTConfig
+from llm_from_scratch.model.attention import rope_cache
+from llm_from_scratch.io.checkpoint import CheckpointError  # appendix B
+from llm_from_scratch.data.corpus import EOT
+from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 WEIGHTS = "model.safetensors"
 # config.json's model_type -> its architecture. Qwen3 is Llama with an RMSNorm on
@@ -166,7 +166,7 @@ def _meta_model(c: GPTConfig, qk_norm: bool = False) -> GPT:
     with torch.device("meta"):
         model = GPT(c)
     if qk_norm:
-        from llm_from_scratch.stability import apply_qk_norm  # appendix A
+        from llm_from_scratch.training.stability import apply_qk_norm  # appendix A
 
         apply_qk_norm(model, eps=c.norm_eps)
     return model

@@ -532,7 +532,7 @@ def fsdp_sharding(make_plain):
     model's architecture (its weights are overwritten)."""
     from torch.distributed.tensor import distribute_tensor
 
-    from llm_from_scratch.train import Sharding
+    from llm_from_scratch.training.loop import Sharding
 
     def whole(model, optimizer):
         weights = {k: _whole(v) for k, v in model.state_dict().items()}
@@ -569,7 +569,7 @@ def fsdp_sharding(make_plain):
 def zero1_sharding():
     """The loop's hooks for ZeRO1: the optimizer sharded, its state gathered for
     checkpoints (ZeRO1 loads its share of a whole one by itself)."""
-    from llm_from_scratch.train import Sharding
+    from llm_from_scratch.training.loop import Sharding
 
     def whole(model, optimizer):
         state = optimizer.state_dict() if optimizer else None  # a collective
@@ -587,8 +587,8 @@ def deepspeed_sharding(engine, make_plain):
     layout, so those checkpoints do not resume a run: a resume is refused."""
     import deepspeed
 
-    from llm_from_scratch.checkpoint import CheckpointMismatchError
-    from llm_from_scratch.train import Sharding
+    from llm_from_scratch.io.checkpoint import CheckpointMismatchError
+    from llm_from_scratch.training.loop import Sharding
 
     def whole(model, optimizer):
         params = list(model.parameters())
@@ -655,7 +655,7 @@ def parallelize(model: nn.Module, method: str, make_plain, config=None,
     checkpoints of the whole state, which any method and any world size resume
     (DeepSpeed's excepted). ``make_plain()`` builds the unsharded model.
     """
-    from llm_from_scratch.train import Sharding
+    from llm_from_scratch.training.loop import Sharding
 
     if method not in PARALLEL_METHODS:
         raise LaunchError(f"--parallel must be one of {', '.join(PARALLEL_METHODS)}, "
@@ -666,7 +666,7 @@ def parallelize(model: nn.Module, method: str, make_plain, config=None,
         return apply_ddp(model), zero1_sharding()
     if method == "fsdp":
         return apply_fsdp(model), fsdp_sharding(make_plain)
-    from llm_from_scratch.optim import AdamW, param_groups
+    from llm_from_scratch.training.optim import AdamW, param_groups
 
     optimizer = AdamW(param_groups(model, config.weight_decay), lr=config.lr,
                       betas=config.betas, eps=config.eps)

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from llm_from_scratch.utils import progress
+from llm_from_scratch.config.runtime import progress
 
 EOT = "<|endoftext|>"  # the line that ends every story in the text files
 SPLITS = ("train", "valid")

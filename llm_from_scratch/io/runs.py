@@ -20,8 +20,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from llm_from_scratch.checkpoint import CheckpointError, load_latest
-from llm_from_scratch.storage import write_atomic
+from llm_from_scratch.io.checkpoint import CheckpointError, load_latest
+from llm_from_scratch.io.storage import write_atomic
 
 RUN_FILE, TOKENIZER_FILE, METRICS_FILE = "run.json", "tokenizer.json", "metrics.jsonl"
 
@@ -67,7 +67,7 @@ def checkpoint_model(model_config: dict, weights: str | os.PathLike | None):
     file's tensors include q_norm gains."""
     from safetensors import SafetensorError, safe_open
 
-    from llm_from_scratch.model import GPT, GPTConfig
+    from llm_from_scratch.model.gpt import GPT, GPTConfig
 
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     model = GPT(GPTConfig(**{k: v for k, v in model_config.items() if k in fields}))
@@ -77,7 +77,7 @@ def checkpoint_model(model_config: dict, weights: str | os.PathLike | None):
     except (OSError, SafetensorError):
         qk_norm = False  # no readable file: loading it will say what is wrong
     if qk_norm:
-        from llm_from_scratch.stability import apply_qk_norm  # appendix A
+        from llm_from_scratch.training.stability import apply_qk_norm  # appendix A
 
         apply_qk_norm(model, eps=model.config.norm_eps)
     return model

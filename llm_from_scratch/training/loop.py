@@ -57,37 +57,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm_from_scratch.batches import BatchStream
-from llm_from_scratch.checkpoint import (CheckpointMismatchError, load_latest,
-                                         save_checkpoint)
-from llm_from_scratch.metrics import IGNORE_INDEX, bits_per_byte, target_bytes
-from llm_from_scratch.optim import AdamW, clip_grad_norm, lr_at, param_groups
-from llm_from_scratch.precision import (LossScaler, autocast, choose_precision,
-                                        resolve_precision)
-from llm_from_scratch.runs import RUN_FILE, MetricsLog, write_run_files
-from llm_from_scratch.signals import StopOnSignal
-from llm_from_scratch.utils import progress
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What decides the numbers a run produces, and how often it reports them."""
-
-    max_steps: int  # optimizer steps
-    lr: float = 1e-3  # peak learning rate
-    min_lr: float = 1e-4  # the cosine ends here
-    warmup_steps: int = 0
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    grad_accum: int = 1  # micro-batches per optimizer step
-    grad_clip: float = 1.0  # 0: no clipping
-    precision: str = "fp32"  # fp32, bf16, fp16 or auto
-    compile: bool = False  # torch.compile the model
-    eval_interval: int = 0  # steps between validation losses (0: at the end only)
-    sample_steps: tuple[int, ...] = ()  # steps after which sample_fn is called
-    checkpoint_interval: int = 0  # steps between checkpoints (0: at the end only)
-    keep_checkpoints: int = 2  # the newest this many stay on disk
+from llm_from_scratch.data.batches import BatchStream
+from llm_from_scratch.io.checkpoint import (CheckpointMismatchError, load_latest,
+                                            save_checkpoint)
+from llm_from_scratch.training.metrics import IGNORE_INDEX, bits_per_byte, target_bytes
+from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
+from llm_from_scratch.training.precision import (LossScaler, autocast, choose_precision,
+                                                 resolve_precision)
+from llm_from_scratch.io.runs import RUN_FILE, MetricsLog, write_run_files
+from llm_from_scratch.io.signals import StopOnSignal
+from llm_from_scratch.config.runtime import progress
+from llm_from_scratch.config.training import TrainConfig  # defined below
 
 
 # Fields that change what is reported, or how fast, but never the training numbers:

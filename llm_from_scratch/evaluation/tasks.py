@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from llm_from_scratch.metrics import bits_per_byte, perplexity
-from llm_from_scratch.utils import progress
+from llm_from_scratch.training.metrics import bits_per_byte, perplexity
+from llm_from_scratch.config.runtime import progress
 
 try:  # the `eval` extra: pip install "llm-from-scratch[eval]"
     import lm_eval.models  # noqa: F401  lm-eval's own models (hf, ...), registered
@@ -138,7 +138,7 @@ class LLMFSLM(LM):
                               "'llm-from-scratch[eval]'")
         super().__init__()
         if model is None:
-            from llm_from_scratch.generate import load_model
+            from llm_from_scratch.inference.generate import load_model
 
             model, tokenizer, _ = load_model(pretrained, tokenizer, device)
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -203,7 +203,7 @@ def greedy_until(model: nn.Module, tokenizer, requests: Sequence[tuple[str, dict
     (``<|end|>``, ``<|endoftext|>``) stops generation at that token; any other
     cuts the text where it first appears. The text fills the context at most.
     """
-    from llm_from_scratch.generate import generate_many
+    from llm_from_scratch.inference.generate import generate_many
 
     groups: dict[tuple, list[int]] = {}  # (stop ids, most new tokens): requests
     prompts, untils = [], []
@@ -428,10 +428,11 @@ def write_tasks(folder: str | Path, valid: Sequence[str], sizes,
 def build_tasks(profile: str, folder: str | Path | None = None) -> dict[str, Path]:
     """The profile's tasks, written from its validation stories (chapter 01's split)
     to folder (default artifacts/<profile>/eval/tasks)."""
-    from llm_from_scratch.instruct import add_chat_tokens, instruction_sets
-    from llm_from_scratch.pipeline import load_or_train, prepare_corpus
-    from llm_from_scratch.profiles import get_profile
-    from llm_from_scratch.utils import artifacts_dir
+    from llm_from_scratch.posttrain.instructions import (add_chat_tokens,
+                                                         instruction_sets)
+    from llm_from_scratch.data.prepare import load_or_train, prepare_corpus
+    from llm_from_scratch.config.profiles import get_profile
+    from llm_from_scratch.config.runtime import artifacts_dir
 
     P = get_profile(profile)
     folder = folder or artifacts_dir(P.name) / "eval" / "tasks"
@@ -449,7 +450,7 @@ INSTRUCT_MODULE = "llmfs_instruct"  # the process_results hook, beside the YAML
 def chat_prompt(instruction: str) -> str:
     """An instruction as the chat format's text: its special tokens are written out,
     and a tokenizer that has them encodes the text to ``render_chat``'s ids."""
-    from llm_from_scratch.instruct import ASSISTANT, END, USER
+    from llm_from_scratch.posttrain.instructions import ASSISTANT, END, USER
 
     return f"{USER}{instruction}{END}{ASSISTANT}"
 
@@ -462,15 +463,15 @@ def instruction_task(folder: str | Path, instructions: Sequence, chat: bool,
     chat: through the chat format (task "instruct"), for a tuned model; else the
     plain-text form chapter 08 gave the base model ("instruct_plain").
     """
-    from llm_from_scratch.data import EOT
-    from llm_from_scratch.instruct import END, instruction_to_json
-    from llm_from_scratch.sft import plain_prompt
+    from llm_from_scratch.data.corpus import EOT
+    from llm_from_scratch.posttrain.instructions import END, instruction_to_json
+    from llm_from_scratch.recipes.sft import plain_prompt
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{INSTRUCT_MODULE}.py").write_text(
-        "# Written by llm_from_scratch.evaluate: the metric of the instruction tasks\n"
-        "from llm_from_scratch.evaluate import instruction_results  # noqa: F401\n")
+        "# Written by llm_from_scratch.evaluation.tasks: the metric of the instruction tasks\n"
+        "from llm_from_scratch.evaluation.tasks import instruction_results  # noqa: F401\n")
     records = [{"id": f"instruct-{k}", "reference": inst.reference,
                 "prompt": chat_prompt(inst.prompt) if chat else plain_prompt(
                     inst.prompt),
@@ -488,7 +489,7 @@ def instruction_task(folder: str | Path, instructions: Sequence, chat: bool,
 
 def instruction_results(doc: dict, results: Sequence[str]) -> dict[str, float]:
     """lm-eval's process_results of the instruction tasks: the checkers' verdicts."""
-    from llm_from_scratch.instruct import instruction_from_json
+    from llm_from_scratch.posttrain.instructions import instruction_from_json
 
     verdicts = instruction_from_json(json.loads(doc["instruction"])).obeyed_by(
         results[0])
@@ -503,7 +504,7 @@ def ngram_overlap(texts: Sequence[str], reference: Sequence[str], n: int = 8
     n-grams are chapter 01's shingles (hashed, 32 bits: with a million reference
     n-grams a chance collision hits about one n-gram in 4,000).
     """
-    from llm_from_scratch.dedup import shingles
+    from llm_from_scratch.data.dedup import shingles
 
     seen = np.unique(np.concatenate([shingles(t, n) for t in reference]))  # sorted
     shares = []
@@ -568,7 +569,7 @@ def generate_samples(model: nn.Module, tokenizer, n: int, max_new_tokens: int,
                      temperature: float = 0.8, top_p: float = 0.95
                      ) -> tuple[list[str], list[bool]]:
     """n sampled stories from one prompt (chapter 05's sampler), and which ended."""
-    from llm_from_scratch.generate import generate
+    from llm_from_scratch.inference.generate import generate
 
     eot = tokenizer.token_to_id("<|endoftext|>")
     ids = tokenizer.encode(prompt).ids

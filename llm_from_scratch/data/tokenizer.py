@@ -14,8 +14,8 @@ from pathlib import Path
 
 import regex
 
-from llm_from_scratch.data import EOT
-from llm_from_scratch.storage import write_atomic
+from llm_from_scratch.data.corpus import EOT
+from llm_from_scratch.io.storage import write_atomic
 
 # GPT-2's pre-tokenisation pattern: contractions, letters, digits, other symbols
 # (each may take one leading space), whitespace.

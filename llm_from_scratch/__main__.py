@@ -18,21 +18,34 @@ from pathlib import Path
 import torch
 
 from llm_from_scratch import __version__
-from llm_from_scratch.io.checkpoint import CheckpointError
-from llm_from_scratch.data.corpus import EOT as EOT_TEXT
+from llm_from_scratch.config.profiles import (PROFILE_NAMES, DPOSizes, SFTSizes,
+                                              TrainSizes, UnknownProfileError,
+                                              get_profile)
+from llm_from_scratch.config.runtime import artifacts_dir, pick_device
 from llm_from_scratch.data.corpus import DataNotFoundError, local_data_dir
+from llm_from_scratch.data.corpus import EOT as EOT_TEXT
+from llm_from_scratch.data.prepare import prepare_tokens
+from llm_from_scratch.evaluation import tasks as ev
+from llm_from_scratch.inference.generate import (check_request, check_sampling,
+                                                 decode_stream, generate, load_model,
+                                                 stream)
+from llm_from_scratch.io.checkpoint import CheckpointError
+from llm_from_scratch.model.gpt import GPTConfig
 from llm_from_scratch.parallel.data_parallel import (PARALLEL_METHODS, LaunchError,
                                                      close_distributed,
                                                      init_distributed,
                                                      launch_environment,
                                                      rank_batch_size)
-from llm_from_scratch.training.precision import CHOICES as PRECISION_CHOICES
-from llm_from_scratch.training.precision import choose_precision
-from llm_from_scratch.config.profiles import (PROFILE_NAMES, DPOSizes, SFTSizes,
-                                              TrainSizes, UnknownProfileError,
-                                              get_profile)
+from llm_from_scratch.parallel.model_parallel import check_layout
+from llm_from_scratch.posttrain.instructions import (END, ChatFormatError, chat_ids,
+                                                     render_chat)
+from llm_from_scratch.recipes.dpo import DPOConfigError, PairsFormatError, dpo
+from llm_from_scratch.recipes.pretrain import final_evaluation, pretrain
+from llm_from_scratch.recipes.sft import InstructionSetError, sft
 from llm_from_scratch.training.loop import TrainConfig
-from llm_from_scratch.config.runtime import artifacts_dir, pick_device
+from llm_from_scratch.training.metrics import perplexity
+from llm_from_scratch.training.precision import choose_precision
+from llm_from_scratch.training.precision import CHOICES as PRECISION_CHOICES
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -72,10 +85,6 @@ TRAIN_CHOICES = {"precision": PRECISION_CHOICES}
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Pretrain the profile's model (chapter 04); resumes an interrupted run."""
-    from llm_from_scratch.data.prepare import prepare_tokens
-    from llm_from_scratch.training.metrics import perplexity
-    from llm_from_scratch.recipes.pretrain import final_evaluation, pretrain
-
     overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS
                  if getattr(args, k) is not None}
     for name in ("sample_steps", "betas"):
@@ -131,9 +140,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _check_layout(args: argparse.Namespace, world: int) -> int:
     """The data-parallel size of --tp/--pp on ``world`` processes, or a one-line
     error (chapter 07's check_layout) before any work."""
-    from llm_from_scratch.model.gpt import GPTConfig
-    from llm_from_scratch.parallel.model_parallel import check_layout
-
     shape = GPTConfig.from_profile(get_profile(args.profile).model, vocab_size=1)
     dp = check_layout(shape, world, args.tp, args.pp, args.parallel)
     asked = [flag for flag, on in (("--qk-layernorm", args.qk_layernorm),
@@ -167,9 +173,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Generate text from a trained model, printed as it is produced (chapter 05)."""
     import time
 
-    from llm_from_scratch.inference.generate import (check_request, check_sampling,
-                                                     decode_stream, generate,
-                                                     load_model, stream)
 
     profile = get_profile(args.profile)
     path = args.model or artifacts_dir(profile.name) / "pretrained"
@@ -254,8 +257,6 @@ SFT_OPTIONS = [f.name for f in dataclasses.fields(SFTSizes)
 
 def cmd_sft(args: argparse.Namespace) -> int:
     """Instruction-tune chapter 04's model (chapter 08); resumes an interrupted run."""
-    from llm_from_scratch.recipes.sft import sft
-
     overrides = {k: getattr(args, k) for k in SFT_OPTIONS
                  if getattr(args, k) is not None}
     run = sft(args.profile, mask_prompt=not args.no_mask, base=args.base,
@@ -289,8 +290,6 @@ DPO_OPTIONS = [f.name for f in dataclasses.fields(DPOSizes)
 
 def cmd_dpo(args: argparse.Namespace) -> int:
     """Preference-tune chapter 08's model with DPO (chapter 09); resumes."""
-    from llm_from_scratch.recipes.dpo import dpo
-
     overrides = {k: getattr(args, k) for k in DPO_OPTIONS
                  if getattr(args, k) is not None}
     run = dpo(args.profile, beta=args.beta, sft_dir=args.sft, pairs_file=args.pairs,
@@ -315,10 +314,6 @@ def cmd_dpo(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Talk to an instruction-tuned model (chapter 08): one line of input per turn."""
-    from llm_from_scratch.inference.generate import (check_sampling, decode_stream,
-                                                     load_model, stream)
-    from llm_from_scratch.posttrain.instructions import END, chat_ids, render_chat
-
     model, tok, _ = load_model(args.model, device=pick_device(args.device))
     stops = [chat_ids(tok)[END]]  # ChatFormatError for a model without chat tokens
     if tok.token_to_id(EOT_TEXT) is not None:
@@ -375,8 +370,6 @@ EVAL_TASKS = ("bpb", "cloze", "final_word", "instruct", "samples")
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a model on the book's tasks through lm-eval; print its report card
     row (chapter 10)."""
-    from llm_from_scratch.evaluation import tasks as ev
-
     try:
         return _evaluate(args, ev)
     except ev.EvalError as exc:
@@ -389,8 +382,6 @@ def _evaluate(args: argparse.Namespace, ev) -> int:
     import logging
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing tries the hub
-    from llm_from_scratch.inference.generate import load_model
-
     names = [t.strip() for t in ",".join(args.tasks).split(",") if t.strip()]
     files = [Path(t) for t in names if t not in EVAL_TASKS]
     for f in files:
@@ -667,10 +658,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from llm_from_scratch.recipes.dpo import DPOConfigError, PairsFormatError
-    from llm_from_scratch.posttrain.instructions import ChatFormatError
-    from llm_from_scratch.recipes.sft import InstructionSetError
-
     args = build_parser().parse_args(argv)
     if getattr(args, "tasks", 0) is None:
         args.tasks = list(EVAL_TASKS)

@@ -49,7 +49,7 @@ def test_editing_an_exported_cell_without_export_is_drift(copy):
 
 
 def test_editing_a_generated_module_by_hand_is_drift(copy):
-    module = next(p for p in (copy / "llm_from_scratch").glob("*.py")
+    module = next(p for p in (copy / "llm_from_scratch").rglob("*.py")
                   if export.is_generated(p))
     module.write_text(module.read_text() + "\n# a hand edit\n")
     assert export.drift(copy / "chapters", copy / "llm_from_scratch") == [module]

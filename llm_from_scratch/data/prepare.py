@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from llm_from_scratch.config.profiles import Profile, get_profile
+from llm_from_scratch.config.runtime import artifacts_dir, progress
 from llm_from_scratch.data.corpus import (EOT, SPLITS, TokenWindows, clean_stories,
                                           hub_dataset, load_stories, local_data_dir,
                                           split_files)
 from llm_from_scratch.data.dedup import NEAR_DUP_THRESHOLD, deduplicate
-from llm_from_scratch.config.profiles import Profile, get_profile
-from llm_from_scratch.io.storage import json_digest, write_atomic
 from llm_from_scratch.data.tokenizer import train_hf_tokenizer
-from llm_from_scratch.config.runtime import artifacts_dir, progress
+from llm_from_scratch.io.storage import json_digest, write_atomic
 
 
 def data_signature(path: str | os.PathLike | None = None) -> list:

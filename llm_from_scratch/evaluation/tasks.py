@@ -31,8 +31,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from llm_from_scratch.config.profiles import get_profile
+from llm_from_scratch.config.runtime import artifacts_dir, progress
+from llm_from_scratch.data.corpus import EOT
+from llm_from_scratch.data.dedup import shingles
+from llm_from_scratch.data.prepare import load_or_train, prepare_corpus
+from llm_from_scratch.inference.generate import generate, generate_many, load_model
+from llm_from_scratch.posttrain.instructions import (ASSISTANT, END, USER,
+                                                     add_chat_tokens,
+                                                     instruction_from_json,
+                                                     instruction_sets,
+                                                     instruction_to_json)
+from llm_from_scratch.recipes.sft import plain_prompt
 from llm_from_scratch.training.metrics import bits_per_byte, perplexity
-from llm_from_scratch.config.runtime import progress
 
 try:  # the `eval` extra: pip install "llm-from-scratch[eval]"
     import lm_eval.models  # noqa: F401  lm-eval's own models (hf, ...), registered
@@ -138,8 +149,6 @@ class LLMFSLM(LM):
                               "'llm-from-scratch[eval]'")
         super().__init__()
         if model is None:
-            from llm_from_scratch.inference.generate import load_model
-
             model, tokenizer, _ = load_model(pretrained, tokenizer, device)
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 16
@@ -203,8 +212,6 @@ def greedy_until(model: nn.Module, tokenizer, requests: Sequence[tuple[str, dict
     (``<|end|>``, ``<|endoftext|>``) stops generation at that token; any other
     cuts the text where it first appears. The text fills the context at most.
     """
-    from llm_from_scratch.inference.generate import generate_many
-
     groups: dict[tuple, list[int]] = {}  # (stop ids, most new tokens): requests
     prompts, untils = [], []
     for k, (context, options) in enumerate(requests):
@@ -428,12 +435,6 @@ def write_tasks(folder: str | Path, valid: Sequence[str], sizes,
 def build_tasks(profile: str, folder: str | Path | None = None) -> dict[str, Path]:
     """The profile's tasks, written from its validation stories (chapter 01's split)
     to folder (default artifacts/<profile>/eval/tasks)."""
-    from llm_from_scratch.posttrain.instructions import (add_chat_tokens,
-                                                         instruction_sets)
-    from llm_from_scratch.data.prepare import load_or_train, prepare_corpus
-    from llm_from_scratch.config.profiles import get_profile
-    from llm_from_scratch.config.runtime import artifacts_dir
-
     P = get_profile(profile)
     folder = folder or artifacts_dir(P.name) / "eval" / "tasks"
     corpus = prepare_corpus(P)[0]
@@ -450,8 +451,6 @@ INSTRUCT_MODULE = "llmfs_instruct"  # the process_results hook, beside the YAML
 def chat_prompt(instruction: str) -> str:
     """An instruction as the chat format's text: its special tokens are written out,
     and a tokenizer that has them encodes the text to ``render_chat``'s ids."""
-    from llm_from_scratch.posttrain.instructions import ASSISTANT, END, USER
-
     return f"{USER}{instruction}{END}{ASSISTANT}"
 
 
@@ -463,15 +462,12 @@ def instruction_task(folder: str | Path, instructions: Sequence, chat: bool,
     chat: through the chat format (task "instruct"), for a tuned model; else the
     plain-text form chapter 08 gave the base model ("instruct_plain").
     """
-    from llm_from_scratch.data.corpus import EOT
-    from llm_from_scratch.posttrain.instructions import END, instruction_to_json
-    from llm_from_scratch.recipes.sft import plain_prompt
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{INSTRUCT_MODULE}.py").write_text(
-        "# Written by llm_from_scratch.evaluation.tasks: the metric of the instruction tasks\n"
-        "from llm_from_scratch.evaluation.tasks import instruction_results  # noqa: F401\n")
+        "# Written by llm_from_scratch.evaluation.tasks: the instructions' metric\n"
+        "from llm_from_scratch.evaluation.tasks import (  # noqa: F401\n"
+        "    instruction_results)\n")
     records = [{"id": f"instruct-{k}", "reference": inst.reference,
                 "prompt": chat_prompt(inst.prompt) if chat else plain_prompt(
                     inst.prompt),
@@ -489,8 +485,6 @@ def instruction_task(folder: str | Path, instructions: Sequence, chat: bool,
 
 def instruction_results(doc: dict, results: Sequence[str]) -> dict[str, float]:
     """lm-eval's process_results of the instruction tasks: the checkers' verdicts."""
-    from llm_from_scratch.posttrain.instructions import instruction_from_json
-
     verdicts = instruction_from_json(json.loads(doc["instruction"])).obeyed_by(
         results[0])
     return {"follow": float(all(verdicts.values())),
@@ -504,8 +498,6 @@ def ngram_overlap(texts: Sequence[str], reference: Sequence[str], n: int = 8
     n-grams are chapter 01's shingles (hashed, 32 bits: with a million reference
     n-grams a chance collision hits about one n-gram in 4,000).
     """
-    from llm_from_scratch.data.dedup import shingles
-
     seen = np.unique(np.concatenate([shingles(t, n) for t in reference]))  # sorted
     shares = []
     for text in texts:
@@ -569,8 +561,6 @@ def generate_samples(model: nn.Module, tokenizer, n: int, max_new_tokens: int,
                      temperature: float = 0.8, top_p: float = 0.95
                      ) -> tuple[list[str], list[bool]]:
     """n sampled stories from one prompt (chapter 05's sampler), and which ended."""
-    from llm_from_scratch.inference.generate import generate
-
     eot = tokenizer.token_to_id("<|endoftext|>")
     ids = tokenizer.encode(prompt).ids
     new = min(max_new_tokens, model.config.context_len - len(ids))

@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llm_from_scratch.io.checkpoint import (CheckpointError, latest_checkpoint,
+                                            load_checkpoint, read_checkpoint_state)
+from llm_from_scratch.io.runs import TOKENIZER_FILE, checkpoint_model, tokenizer_digest
 from llm_from_scratch.model.attention import causal_mask
+from llm_from_scratch.model.hf import load_hf
 
 
 def check_sampling(temperature: float, top_k: int | None = None,
@@ -300,8 +304,6 @@ def find_weights(path: str | Path) -> Path:
     """The folder holding a model's weights, for any folder a run leaves: a Hugging
     Face directory (config.json), a checkpoint (manifest.json), a checkpoints
     folder (latest) or a training run (checkpoints/latest)."""
-    from llm_from_scratch.io.checkpoint import CheckpointError, latest_checkpoint
-
     path = Path(path).expanduser()
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such folder")
@@ -324,11 +326,6 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
     be the one the run was trained with (its recorded digest).
     """
     from tokenizers import Tokenizer
-
-    from llm_from_scratch.io.checkpoint import load_checkpoint, read_checkpoint_state
-    from llm_from_scratch.model.hf import CheckpointError, load_hf
-    from llm_from_scratch.io.runs import (TOKENIZER_FILE, checkpoint_model,
-                                          tokenizer_digest)
 
     folder = find_weights(path)
     tok = Tokenizer.from_file(str(tokenizer)) if tokenizer else None

@@ -24,9 +24,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from llm_from_scratch.model.attention import rope_cache
-from llm_from_scratch.io.checkpoint import CheckpointError  # appendix B
 from llm_from_scratch.data.corpus import EOT
+from llm_from_scratch.io.checkpoint import CheckpointError
+from llm_from_scratch.model.attention import rope_cache
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 WEIGHTS = "model.safetensors"

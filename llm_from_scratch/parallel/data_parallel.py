@@ -36,6 +36,9 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import nn
+from llm_from_scratch.io.checkpoint import CheckpointMismatchError
+from llm_from_scratch.training.loop import Sharding
+from llm_from_scratch.training.optim import AdamW, param_groups
 
 
 def zero_memory(n_params: int, world_size: int = 1, stage: int = 0,
@@ -532,7 +535,6 @@ def fsdp_sharding(make_plain):
     model's architecture (its weights are overwritten)."""
     from torch.distributed.tensor import distribute_tensor
 
-    from llm_from_scratch.training.loop import Sharding
 
     def whole(model, optimizer):
         weights = {k: _whole(v) for k, v in model.state_dict().items()}
@@ -569,8 +571,6 @@ def fsdp_sharding(make_plain):
 def zero1_sharding():
     """The loop's hooks for ZeRO1: the optimizer sharded, its state gathered for
     checkpoints (ZeRO1 loads its share of a whole one by itself)."""
-    from llm_from_scratch.training.loop import Sharding
-
     def whole(model, optimizer):
         state = optimizer.state_dict() if optimizer else None  # a collective
         return (model, optimizer and GatheredState(state)) if dist.get_rank() == 0 \
@@ -586,9 +586,6 @@ def deepspeed_sharding(engine, make_plain):
     start from. DeepSpeed keeps the optimizer state in flat buffers of its own
     layout, so those checkpoints do not resume a run: a resume is refused."""
     import deepspeed
-
-    from llm_from_scratch.io.checkpoint import CheckpointMismatchError
-    from llm_from_scratch.training.loop import Sharding
 
     def whole(model, optimizer):
         params = list(model.parameters())
@@ -655,8 +652,6 @@ def parallelize(model: nn.Module, method: str, make_plain, config=None,
     checkpoints of the whole state, which any method and any world size resume
     (DeepSpeed's excepted). ``make_plain()`` builds the unsharded model.
     """
-    from llm_from_scratch.training.loop import Sharding
-
     if method not in PARALLEL_METHODS:
         raise LaunchError(f"--parallel must be one of {', '.join(PARALLEL_METHODS)}, "
                           f"not {method!r}")
@@ -666,8 +661,6 @@ def parallelize(model: nn.Module, method: str, make_plain, config=None,
         return apply_ddp(model), zero1_sharding()
     if method == "fsdp":
         return apply_fsdp(model), fsdp_sharding(make_plain)
-    from llm_from_scratch.training.optim import AdamW, param_groups
-
     optimizer = AdamW(param_groups(model, config.weight_decay), lr=config.lr,
                       betas=config.betas, eps=config.eps)
     ds = deepspeed_run_config(ds_config, micro_batch, config.grad_accum,

@@ -37,8 +37,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from llm_from_scratch.training.metrics import IGNORE_INDEX
 from llm_from_scratch.model.gpt import GPTConfig, parameter_counts
+from llm_from_scratch.parallel.data_parallel import (LaunchError, apply_fsdp,
+                                                     fsdp_sharding, parallelize,
+                                                     rank_batch_size)
+from llm_from_scratch.training.loop import Sharding
+from llm_from_scratch.training.metrics import IGNORE_INDEX
+from llm_from_scratch.training.optim import clip_grad_norm, param_groups
 
 
 #: what the from-scratch operators sent: {"all_reduce": calls, "bytes": bytes}
@@ -490,8 +495,6 @@ def check_layout(config: GPTConfig, world: int, tp: int = 1, pp: int = 1,
     """The data-parallel size of ``world`` processes split ``tp``- or ``pp``-way,
     or a one-line LaunchError: what ``llmfs train --tp/--pp`` refuses before any
     work. ``method``: ``--parallel``, the data dimension's (fsdp with --tp)."""
-    from llm_from_scratch.parallel.data_parallel import LaunchError
-
     flag, n = ("--tp", tp) if tp > 1 else ("--pp", pp)
     if min(tp, pp) < 1:
         raise LaunchError(f"--tp and --pp take 1 or more, not {min(tp, pp)}")
@@ -548,7 +551,6 @@ def tensor_parallel(model: nn.Module, mesh, method: str | None, make_plain):
     losses summed over ``dp``."""
     import dataclasses
 
-    from llm_from_scratch.parallel.data_parallel import apply_fsdp, fsdp_sharding
 
     apply_tp(model, mesh["tp"], sequence_parallel=True)
     _replicate(model.embed_tokens, mesh["tp"])  # every parameter a DTensor
@@ -619,8 +621,6 @@ def pipeline_schedule(stage: Stage, group, tied, width: int):
 def pipeline_clip(stage: Stage, group, tied):
     """The loop's clip hook: clip_grad_norm with the norm of every stage's
     gradients (the tied matrix's counted once, as in the whole model)."""
-    from llm_from_scratch.training.optim import clip_grad_norm
-
     def clip(params, max_norm):
         twice = stage.lm_head.weight if tied is not None and stage.last else None
         counted = [p for p in params if p is not twice]
@@ -640,8 +640,6 @@ def stage_checkpoints(model: nn.Module, stage: Stage, make_plain):
     and optimizer state, named as in the whole model, gathered into a plain
     model and optimizer on rank 0; a checkpoint loaded into plain copies on
     every rank, each stage taking its part."""
-    from llm_from_scratch.training.optim import param_groups
-
     names = {id(p): n for n, p in model.named_parameters()}  # a tied one: once
     mine = [(names[id(p)], p) for p in stage.parameters()]
 
@@ -693,8 +691,6 @@ def pipeline_parallel(model: nn.Module, mesh, make_plain):
     """(this rank's PipelineModel, the loop's Sharding) over a (dp, pp) mesh's
     ``pp`` dimension: the schedule hook, whole-model checkpoints, losses summed
     over ``dp`` (every stage of a pipeline reads the same batches)."""
-    from llm_from_scratch.training.loop import Sharding
-
     pp = mesh["pp"]
     group = pp.get_group()
     stage = split_stages(model, pp.size())[pp.get_local_rank()]
@@ -714,7 +710,6 @@ def parallelize_model(model: nn.Module, method: str | None, make_plain, config,
     a (dp, tp) or (dp, pp) DeviceMesh, the dp ranks sharing ``global_batch``."""
     from torch.distributed.device_mesh import init_device_mesh
 
-    from llm_from_scratch.parallel.data_parallel import parallelize, rank_batch_size
 
     dp = check_layout(model.config, dist.get_world_size(), tp, pp, method)
     b = rank_batch_size(global_batch, dp)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from llm_from_scratch.data.corpus import local_data_dir, read_stories
+from llm_from_scratch.io.storage import json_digest, write_atomic
 
 
 # A sentence ends at . ! or ?, perhaps followed by a closing quote, before a space
@@ -496,7 +497,6 @@ def instruction_sets(tokenizer, stories: dict[str, Sequence[str]], context_len: 
     import hashlib
     import json
 
-    from llm_from_scratch.io.storage import json_digest, write_atomic
 
     key = json_digest({
         "tokenizer": hashlib.sha256(tokenizer.to_str().encode()).hexdigest(),

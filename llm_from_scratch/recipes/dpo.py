@@ -37,17 +37,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm_from_scratch.data.batches import ShuffledBatches
-from llm_from_scratch.inference.generate import load_model
-from llm_from_scratch.posttrain.instructions import (IGNORE, Instruction, SFTDataset,
-                                                     chat_ids, instruction_sets, words)
-from llm_from_scratch.data.prepare import prepare_corpus
-from llm_from_scratch.training.precision import autocast, resolve_precision
 from llm_from_scratch.config.profiles import get_profile
+from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
+from llm_from_scratch.data.batches import ShuffledBatches
+from llm_from_scratch.data.prepare import prepare_corpus
+from llm_from_scratch.inference.generate import load_model
+from llm_from_scratch.io.checkpoint import CheckpointError
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.io.storage import file_sha256, json_digest, write_atomic
+from llm_from_scratch.posttrain.instructions import (IGNORE, Instruction, SFTDataset,
+                                                     chat_ids, instruction_sets,
+                                                     sft_example, words)
+from llm_from_scratch.recipes.sft import generate_replies, save_chat_model, sft
 from llm_from_scratch.training.loop import REPORTING_FIELDS, TrainConfig, train
-from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
+from llm_from_scratch.training.precision import autocast, resolve_precision
 
 
 class DPOConfigError(ValueError):
@@ -176,8 +179,6 @@ def sample_pairs(model: nn.Module, tokenizer, instructions: Sequence[Instruction
     Every instruction must come from split (its source names it): a training set
     made from validation instructions would leak the held-out test into training.
     """
-    from llm_from_scratch.recipes.sft import generate_replies
-
     foreign = [i.source for i in instructions
                if split not in i.source.rpartition(":")[0].lower()]
     if foreign:
@@ -254,8 +255,6 @@ def sft_folder(profile: str, sft_dir: str | os.PathLike | None = None,
                data_path: str | os.PathLike | None = None) -> Path:
     """The instruction-tuned model DPO starts from: sft_dir, or chapter 08's
     export of the profile (made by sft if it is missing)."""
-    from llm_from_scratch.io.checkpoint import CheckpointError
-
     if sft_dir is not None:
         folder = Path(sft_dir)
         if not (folder / "config.json").is_file():
@@ -264,8 +263,6 @@ def sft_folder(profile: str, sft_dir: str | os.PathLike | None = None,
         return folder
     folder = artifacts_dir(profile) / "chat"
     if not (folder / "config.json").is_file():
-        from llm_from_scratch.recipes.sft import sft
-
         sft(profile, data_path=data_path)
     return folder
 
@@ -349,8 +346,6 @@ def preference_pairs(profile: str = "auto", *,
 
 def fits(tokenizer, prompt: str, reply: str, length: int) -> bool:
     """Whether a one-turn example of prompt and reply fits a context of length."""
-    from llm_from_scratch.posttrain.instructions import sft_example
-
     return len(sft_example(tokenizer, prompt, reply)[0]) - 1 <= length
 
 
@@ -502,8 +497,6 @@ def dpo(profile: str = "auto", beta: float | None = None, *,
     ``artifacts/<profile>/dpo`` (``dpo-beta<b>`` for another beta), or
     export_dir.
     """
-    from llm_from_scratch.recipes.sft import save_chat_model
-
     P = get_profile(profile)
     D, config = dpo_sizes(P, overrides)
     beta = check_beta(D.beta if beta is None else beta)
@@ -558,8 +551,6 @@ def kl_to_reference(policy: nn.Module, reference: nn.Module, tokenizer,
     """A Monte Carlo estimate of KL(policy || reference) per reply, in nats: the
     mean over one reply sampled from the policy (temperature 1) per prompt of
     log pi(y|x) - log pi_ref(y|x), the closing <|end|> included."""
-    from llm_from_scratch.recipes.sft import generate_replies
-
     length, device = policy.config.context_len, next(policy.parameters()).device
     policy.eval()
     reference.eval()

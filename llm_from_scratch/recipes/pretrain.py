@@ -26,22 +26,31 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from llm_from_scratch.config.profiles import get_profile
+from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
 from llm_from_scratch.data.batches import ShuffledBatches, spread_batches
-from llm_from_scratch.training.metrics import token_byte_lengths
-from llm_from_scratch.training.precision import peak_flops, resolve_precision
+from llm_from_scratch.data.corpus import EOT, TokenWindows
+from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
+from llm_from_scratch.inference.generate import generate
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.io.storage import file_sha256, json_digest, write_atomic
-from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainResult,
+from llm_from_scratch.model.gpt import GPT, GPTConfig, flops_per_token
+from llm_from_scratch.model.hf import save_hf
+from llm_from_scratch.parallel.model_parallel import parallelize_model
+from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainConfig, TrainResult,
                                             data_rank_and_world, evaluate,
-                                            rank_and_world, train, unwrap)
+                                            next_token_loss, rank_and_world, train,
+                                            unwrap)
+from llm_from_scratch.training.memory import apply_activation_checkpointing
+from llm_from_scratch.training.metrics import token_byte_lengths
+from llm_from_scratch.training.precision import peak_flops, resolve_precision
+from llm_from_scratch.training.stability import apply_qk_norm, z_loss
 
 PROMPT = "Once upon a time"
 
 
 def split_train_options(overrides: dict) -> tuple[dict, dict]:
     """Overrides by name, split into the loop's (TrainConfig) and the recipe's."""
-    from llm_from_scratch.training.loop import TrainConfig
-
     loop = {f.name for f in dataclasses.fields(TrainConfig)}
     return ({k: v for k, v in overrides.items() if k in loop},
             {k: v for k, v in overrides.items() if k not in loop})
@@ -49,9 +58,6 @@ def split_train_options(overrides: dict) -> tuple[dict, dict]:
 
 def make_sampler(tok, sizes, context_len: int):
     """sample_fn(model) -> text: chapter 05's sampler, seeded, from PROMPT."""
-    from llm_from_scratch.data.corpus import EOT
-    from llm_from_scratch.inference.generate import generate
-
     prompt, eot = tok.encode(PROMPT).ids, tok.token_to_id(EOT)
 
     def sample_fn(model: nn.Module) -> str:
@@ -104,10 +110,6 @@ def stability_options(qk_layernorm: bool = False, z_loss: float = 0.0) -> dict:
 def make_model(mconfig, options: dict, activation_checkpointing: bool = False):
     """The run's GPT with its options applied, before any optimizer holds its
     parameters (QK-layernorm's gains are new ones)."""
-    from llm_from_scratch.training.memory import apply_activation_checkpointing
-    from llm_from_scratch.model.gpt import GPT
-    from llm_from_scratch.training.stability import apply_qk_norm
-
     model = GPT(mconfig)
     if options.get("qk_layernorm"):  # the eps of the model's norms, as in Qwen3
         apply_qk_norm(model, eps=mconfig.norm_eps)
@@ -119,9 +121,6 @@ def make_model(mconfig, options: dict, activation_checkpointing: bool = False):
 def training_loss(options: dict) -> Callable:
     """The loop's loss_fn: cross-entropy, plus z-loss's penalty while the model
     trains when ``options`` has a coefficient (validation: cross-entropy alone)."""
-    from llm_from_scratch.training.stability import z_loss
-    from llm_from_scratch.training.loop import next_token_loss
-
     if not options.get("z_loss"):
         return next_token_loss
 
@@ -152,12 +151,6 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     itself over that many ranks (chapter 07's ``parallelize_model``), the rest
     sharing the batch.
     """
-    from llm_from_scratch.data.corpus import TokenWindows
-    from llm_from_scratch.model.gpt import GPTConfig, flops_per_token
-    from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
-    from llm_from_scratch.config.profiles import get_profile
-    from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
-
     P = get_profile(profile)  # the one place the name is resolved
     options = stability_options(qk_layernorm, z_loss)
     loop_changes, recipe_changes = split_train_options(overrides)
@@ -177,8 +170,6 @@ def pretrain(profile: str = "auto", *, data_path: str | os.PathLike | None = Non
     model = make_model(mconfig, options, activation_checkpointing).to(device)
     wrapped, sharding = model, None
     if world > 1:  # chapters 06 and 07: one model shared by the processes
-        from llm_from_scratch.parallel.model_parallel import parallelize_model
-
         wrapped, sharding = parallelize_model(
             model, parallel, lambda: make_model(mconfig, options), used,
             sizes.batch_size, ds_config, tp=tp, pp=pp)
@@ -217,8 +208,6 @@ def finish_run(out: Path, model: nn.Module, tok, valid, batch_size: int,
     and the model exported in Hugging Face's layout (rank 0 writes ``plain``, the
     whole model, when ``model`` is sharded). ``batch_size``: the global batch;
     ``group``: the ranks that read different batches (None: all)."""
-    from llm_from_scratch.model.hf import save_hf
-
     rank = rank_and_world()[0]
     share, world = data_rank_and_world(group)
     final = out / "final.json"

@@ -15,6 +15,15 @@ import math
 from pathlib import Path
 
 import numpy as np
+from llm_from_scratch.config.profiles import get_profile
+from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
+from llm_from_scratch.data.batches import ShuffledBatches, spread_batches
+from llm_from_scratch.data.corpus import TokenWindows
+from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
+from llm_from_scratch.io.checkpoint import CheckpointMismatchError
+from llm_from_scratch.model.gpt import GPT, GPTConfig, matmul_parameters
+from llm_from_scratch.recipes.pretrain import data_identity
+from llm_from_scratch.training.loop import TrainConfig, train
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:
@@ -40,8 +49,6 @@ def fit_power_law(x, y) -> tuple[float, float]:
 
 def sweep_config(d_model: int, n_layers: int, vocab_size: int, context_len: int):
     """A small model of the sweep: heads of 32 dimensions (at least one head)."""
-    from llm_from_scratch.model.gpt import GPTConfig
-
     return GPTConfig(vocab_size=vocab_size, n_layers=n_layers,
                      n_heads=max(1, d_model // 32), d_model=d_model,
                      context_len=context_len)
@@ -55,16 +62,6 @@ def sweep_run(profile, d_model: int, data_path=None) -> dict:
     run is close to what a shorter run would reach (a cosine would make only the
     final point fair).
     """
-    from llm_from_scratch.data.batches import ShuffledBatches, spread_batches
-    from llm_from_scratch.io.checkpoint import CheckpointMismatchError
-    from llm_from_scratch.data.corpus import TokenWindows
-    from llm_from_scratch.model.gpt import GPT, matmul_parameters
-    from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
-    from llm_from_scratch.recipes.pretrain import data_identity
-    from llm_from_scratch.config.profiles import get_profile
-    from llm_from_scratch.training.loop import TrainConfig, train
-    from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
-
     P = get_profile(profile)
     t, loop = P.train, P.train.loop
     tok = load_or_train(P, data_path)
@@ -107,8 +104,6 @@ def sweep_run(profile, d_model: int, data_path=None) -> dict:
 
 def scaling_sweep(profile: str, data_path=None) -> list[dict]:
     """sweep_run for every width of the profile's sweep."""
-    from llm_from_scratch.config.profiles import get_profile
-
     P = get_profile(profile)
     return [sweep_run(P, d, data_path) for d in P.train.sweep_d_models]
 

@@ -29,12 +29,26 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from llm_from_scratch.data.corpus import EOT
+from llm_from_scratch.config.profiles import get_profile
+from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
+from llm_from_scratch.data.batches import ShuffledBatches, spread_batches
+from llm_from_scratch.data.corpus import EOT, TokenWindows
+from llm_from_scratch.data.prepare import load_or_train, prepare_corpus, prepare_tokens
+from llm_from_scratch.inference.generate import generate_many
+from llm_from_scratch.io.checkpoint import CheckpointError
+from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
+from llm_from_scratch.io.storage import file_sha256, json_digest
+from llm_from_scratch.model.hf import load_hf, save_hf
 from llm_from_scratch.posttrain.instructions import (CHAT_TEMPLATE, END, IGNORE, KINDS,
                                                      Instruction, SFTDataset,
                                                      add_chat_tokens, chat_ids,
                                                      grow_vocab, instruction_sets,
                                                      render_chat)
+from llm_from_scratch.recipes.pretrain import pretrain
+from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainConfig, evaluate,
+                                            next_token_loss, train)
+from llm_from_scratch.training.metrics import token_byte_lengths
+from llm_from_scratch.training.precision import resolve_precision
 
 
 class InstructionSetError(ValueError):
@@ -45,8 +59,6 @@ def sft_loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed cross-entropy, kept targets) of an (input, target) batch: the loop's
     next_token_loss, after cutting off the columns that are padding in every row
     (they cost compute and count for nothing)."""
-    from llm_from_scratch.training.loop import next_token_loss
-
     x, y = batch[0], batch[1]
     kept = (y != IGNORE).any(0).nonzero()
     width = int(kept.max()) + 1 if len(kept) else 1
@@ -57,9 +69,6 @@ def chat_model(base: str | Path):
     """(model, tokenizer) from a Hugging Face directory, with the chat tokens added
     to the tokenizer and rows for them grown in the model (mean-initialised)."""
     from tokenizers import Tokenizer
-
-    from llm_from_scratch.io.checkpoint import CheckpointError
-    from llm_from_scratch.model.hf import load_hf
 
     base = Path(base)
     if not (base / "tokenizer.json").is_file():
@@ -72,8 +81,6 @@ def chat_model(base: str | Path):
 def save_chat_model(model: nn.Module, path: str | Path, tokenizer) -> Path:
     """The Hugging Face export (chapter 03's save_hf) with the chat template, and a
     generation_config.json that stops transformers' generate at <|end|>."""
-    from llm_from_scratch.model.hf import save_hf
-
     path = save_hf(model, path, tokenizer, chat_template=CHAT_TEMPLATE)
     stops = [chat_ids(tokenizer)[END], tokenizer.token_to_id(EOT)]
     (path / "generation_config.json").write_text(json.dumps(
@@ -109,17 +116,6 @@ def sft(profile: str = "auto", *, mask_prompt: bool = True,
     finished run exports to ``artifacts/<profile>/chat`` (``chat-unmasked`` without
     the mask), or export_dir.
     """
-    from llm_from_scratch.io.checkpoint import CheckpointError
-    from llm_from_scratch.data.prepare import prepare_corpus
-    from llm_from_scratch.config.profiles import get_profile
-    from llm_from_scratch.io.storage import file_sha256, json_digest
-    from llm_from_scratch.data.batches import ShuffledBatches, spread_batches
-    from llm_from_scratch.training.precision import resolve_precision
-    from llm_from_scratch.recipes.pretrain import pretrain
-    from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
-    from llm_from_scratch.training.loop import REPORTING_FIELDS, TrainConfig, train
-    from llm_from_scratch.config.runtime import artifacts_dir, pick_device, set_seed
-
     P = get_profile(profile)
     loop_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     S = dataclasses.replace(P.sft, **{k: v for k, v in overrides.items()
@@ -186,8 +182,6 @@ def generate_replies(model: nn.Module, tokenizer, prompts: Sequence[str], *,
     chat: through the chat format, stopping at <|end|> or <|endoftext|>; else
     the prompt as plain text (plain_prompt), stopping at <|endoftext|>.
     """
-    from llm_from_scratch.inference.generate import generate_many
-
     eot = tokenizer.token_to_id(EOT)
     if chat:
         ids = [render_chat(tokenizer, [{"role": "user", "content": p}],
@@ -244,12 +238,6 @@ def story_loss(model: nn.Module, tokenizer, profile: str = "auto",
                data_path: str | os.PathLike | None = None) -> dict:
     """Loss and bits per byte on the profile's whole validation split of plain
     stories (chapter 01's token shards, in the model's context length)."""
-    from llm_from_scratch.data.corpus import TokenWindows
-    from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
-    from llm_from_scratch.data.batches import spread_batches
-    from llm_from_scratch.training.metrics import token_byte_lengths
-    from llm_from_scratch.training.loop import evaluate
-
     shards_tok = load_or_train(profile, data_path)  # the tokenizer of the shards
     vocab = tokenizer.get_vocab()
     if any(vocab.get(t) != i for t, i in shards_tok.get_vocab().items()):

@@ -57,17 +57,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llm_from_scratch.config.runtime import progress
+from llm_from_scratch.config.training import TrainConfig
 from llm_from_scratch.data.batches import BatchStream
 from llm_from_scratch.io.checkpoint import (CheckpointMismatchError, load_latest,
                                             save_checkpoint)
+from llm_from_scratch.io.runs import RUN_FILE, MetricsLog, write_run_files
+from llm_from_scratch.io.signals import StopOnSignal
 from llm_from_scratch.training.metrics import IGNORE_INDEX, bits_per_byte, target_bytes
 from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from llm_from_scratch.training.precision import (LossScaler, autocast, choose_precision,
                                                  resolve_precision)
-from llm_from_scratch.io.runs import RUN_FILE, MetricsLog, write_run_files
-from llm_from_scratch.io.signals import StopOnSignal
-from llm_from_scratch.config.runtime import progress
-from llm_from_scratch.config.training import TrainConfig  # defined below
 
 
 # Fields that change what is reported, or how fast, but never the training numbers:

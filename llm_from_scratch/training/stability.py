@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.model.attention import apply_rope
-from llm_from_scratch.training.metrics import IGNORE_INDEX
 from llm_from_scratch.model.gpt import RMSNorm
+from llm_from_scratch.training.metrics import IGNORE_INDEX
+from llm_from_scratch.training.precision import autocast
 
 
 def _per_head_norm(norm: RMSNorm, head_dim: int):
@@ -118,8 +119,6 @@ def first_non_finite(model: nn.Module, idx: torch.Tensor,
     """The first module, in the order they finish, whose output holds inf or nan in
     a forward pass of idx under ``precision``: its name, and the largest magnitude
     of its (finite) input. None when every output is finite."""
-    from llm_from_scratch.training.precision import autocast
-
     found: list[dict] = []
 
     def hook(name):

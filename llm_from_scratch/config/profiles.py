@@ -89,7 +89,7 @@ class ModelSizes:
 class TrainSizes:
     """Chapter 04: the pretraining run, its speed comparison and the scaling sweep.
 
-    ``loop`` is the training loop's own configuration (``train.TrainConfig``: steps,
+    ``loop`` is the training loop's own configuration (``config.training.TrainConfig``: steps,
     schedule, accumulation, precision...); the rest is what the pretraining recipe
     adds around it. The context length is the model's (``ModelSizes.context_len``).
     """
@@ -168,7 +168,7 @@ class ModelParallelSizes:
 class SFTSizes:
     """Chapter 08: the instruction set and the supervised fine-tuning (SFT) run.
 
-    ``loop`` is the tuning run's training-loop configuration (``train.TrainConfig``,
+    ``loop`` is the tuning run's training-loop configuration (``config.training.TrainConfig``,
     as for pretraining); the rest is what instruction tuning adds around it. The
     model, its context and the data are chapter 04's.
     """
@@ -187,7 +187,7 @@ class SFTSizes:
 class DPOSizes:
     """Chapter 09: the on-policy preference pairs and the DPO runs.
 
-    ``loop`` is a DPO run's training-loop configuration (``train.TrainConfig``; its
+    ``loop`` is a DPO run's training-loop configuration (``config.training.TrainConfig``; its
     ``eval_interval`` spaces the held-out pair metrics); the rest is what DPO adds
     around it. The model is chapter 08's.
     """

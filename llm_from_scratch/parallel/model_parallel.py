@@ -22,7 +22,7 @@ What the module holds, up front:
   dimension and the pipeline bubble of a (data, tensor, pipeline) layout;
 - ``parallelize_model``: what ``llmfs train --tp/--pp`` applies under torchrun.
 
-Like ``distributed.py`` (chapter 06), whose launch helpers it uses, this module
+Like ``data_parallel.py`` (chapter 06), whose launch helpers it uses, this module
 changes a model from outside; the model knows nothing of it.
 """
 

@@ -17,7 +17,7 @@ What the module holds, up front:
   ``DPOLoss``, the training loop's loss function, on batches that carry the
   frozen reference's log-probabilities, computed once (``reference_logps``);
 - ``dpo(profile)``: chapter 08's model tuned on the pairs through
-  ``train.train``, held-out reward accuracy, margin and log-ratios logged as it
+  ``training.loop.train``, held-out reward accuracy, margin and log-ratios logged as it
   goes; resumes; exports a Hugging Face directory; ``kl_to_reference`` estimates
   how far a policy moved from the reference.
 """

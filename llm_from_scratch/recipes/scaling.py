@@ -3,7 +3,7 @@
 
 """Compute budgets: C = 6 N D, Chinchilla's compute-optimal split, a scaling sweep.
 
-N counts the weights that multiply each token's vector (``model.matmul_parameters``:
+N counts the weights that multiply each token's vector (``model.gpt.matmul_parameters``:
 the embedding lookup is free, the LM head is not), D the training tokens, C the
 training FLOPs. The sweep trains models of several widths with the same C each, and
 fits a power law to the lowest loss reached at each compute (the compute frontier).

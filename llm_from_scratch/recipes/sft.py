@@ -7,8 +7,8 @@ What the module holds, up front:
 
 - ``sft(profile)``: chapter 04's pretrained model with the chat tokens added,
   tuned on instructions derived from the train split with the loss on the replies
-  alone (``mask_prompt=False``: on every token), through ``train.train``; resumes;
-  exports a Hugging Face directory holding the chat template;
+  alone (``mask_prompt=False``: on every token), through ``training.loop.train``;
+  resumes; exports a Hugging Face directory holding the chat template;
 - ``generate_replies``: greedy replies to instructions, through the chat format,
   or, for a model without it, with the instruction given as plain text;
 - ``follow_rates``: the share of constraints obeyed, per kind, with Wilson 95%

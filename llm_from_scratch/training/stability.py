@@ -100,7 +100,7 @@ def z_loss(coef: float = 1e-4) -> Callable:
 
     log Z, the log of the softmax's normaliser, is logsumexp of a position's
     logits; the cross-entropy ignores it, the penalty keeps it near 0. Returns
-    (summed loss, counted targets), as ``train.next_token_loss`` does.
+    (summed loss, counted targets), as ``training.loop.next_token_loss`` does.
     """
     def loss_fn(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch[0], batch[1]

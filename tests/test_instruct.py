@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from llm_from_scratch.posttrain.instructions import (CHAT_TOKENS, END, IGNORE, KINDS,
-                                                     ChatFormatError, Constraint,
+from llm_from_scratch.posttrain.instructions import (CHAT_TOKENS, END, IGNORE_INDEX,
+                                                     KINDS, ChatFormatError, Constraint,
                                                      add_chat_tokens,
                                                      build_instructions,
                                                      character_names,
@@ -208,13 +208,13 @@ def test_masked_targets_are_exactly_the_reply_tokens(tokenizers):
     ids, n_prompt = sft_example(tok, "Write a short story.", "Lily ran home.")
     x, y = shift_and_mask(ids, n_prompt, 40, pad_id=7)
     reply = tok.encode("Lily ran home.").ids + [tok.token_to_id(END)]
-    assert y[y != IGNORE].tolist() == reply
+    assert y[y != IGNORE_INDEX].tolist() == reply
     assert y[n_prompt - 1] == reply[0]  # predicted from <|assistant|>
     assert x[:len(ids) - 1].tolist() == ids[:-1]
-    assert (x[len(ids) - 1:] == 7).all() and (y[len(ids) - 1:] == IGNORE).all()
+    assert (x[len(ids) - 1:] == 7).all() and (y[len(ids) - 1:] == IGNORE_INDEX).all()
     _, y_all = shift_and_mask(ids, n_prompt, 40, mask_prompt=False)
     assert y_all[:len(ids) - 1].tolist() == ids[1:]  # every real token, no padding
-    assert (y_all[len(ids) - 1:] == IGNORE).all()
+    assert (y_all[len(ids) - 1:] == IGNORE_INDEX).all()
     with pytest.raises(ValueError, match="does not fit"):
         shift_and_mask(ids, n_prompt, len(ids) - 2)
 

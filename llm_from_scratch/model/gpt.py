@@ -34,6 +34,8 @@ from torch import nn
 
 from llm_from_scratch.model.attention import CausalSelfAttention, rope_cache
 
+IGNORE_INDEX = -100  # a target that no loss, count or metric includes (a prompt token)
+
 
 class RMSNorm(nn.Module):
     """x / rms(x) * weight over the last dimension, computed in float32."""
@@ -202,7 +204,7 @@ class GPT(nn.Module):
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
-                                   ignore_index=-100)
+                                   ignore_index=IGNORE_INDEX)
         return logits, loss
 
     def num_parameters(self) -> int:

@@ -35,6 +35,7 @@ from torch import nn
 
 from llm_from_scratch.data.corpus import local_data_dir, read_stories
 from llm_from_scratch.io.storage import json_digest, write_atomic
+from llm_from_scratch.model.gpt import IGNORE_INDEX
 
 
 # A sentence ends at . ! or ?, perhaps followed by a closing quote, before a space
@@ -421,9 +422,6 @@ def grow_vocab(model: nn.Module, vocab_size: int, init: str = "mean") -> nn.Modu
     return model
 
 
-IGNORE = -100  # the target of a token that the loss leaves out
-
-
 def sft_example(tokenizer, prompt: str, reply: str) -> tuple[list[int], int]:
     """(ids of the one-turn conversation with its reply, how many are prompt).
 
@@ -439,17 +437,17 @@ def shift_and_mask(ids: Sequence[int], n_prompt: int, length: int,
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(input, target), each (length,): ids[:-1] and ids[1:], right-padded.
 
-    Targets are IGNORE on padding and, with mask_prompt, wherever the token to
+    Targets are IGNORE_INDEX on padding and, with mask_prompt, wherever the token to
     predict is part of the prompt; the first reply token is the first target kept.
     """
     if len(ids) - 1 > length:
         raise ValueError(f"an example of {len(ids)} tokens does not fit {length}+1")
     x = torch.full((length,), pad_id, dtype=torch.long)
-    y = torch.full((length,), IGNORE, dtype=torch.long)
+    y = torch.full((length,), IGNORE_INDEX, dtype=torch.long)
     ids = torch.as_tensor(list(ids), dtype=torch.long)
     x[:len(ids) - 1], y[:len(ids) - 1] = ids[:-1], ids[1:]
     if mask_prompt:
-        y[:n_prompt - 1] = IGNORE  # targets ids[1 .. n_prompt-1]: prompt tokens
+        y[:n_prompt - 1] = IGNORE_INDEX  # targets ids[1 .. n_prompt-1]: prompt tokens
     return x, y
 
 

@@ -45,9 +45,10 @@ from llm_from_scratch.inference.generate import load_model
 from llm_from_scratch.io.checkpoint import CheckpointError
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.io.storage import file_sha256, json_digest, write_atomic
-from llm_from_scratch.posttrain.instructions import (IGNORE, Instruction, SFTDataset,
-                                                     chat_ids, instruction_sets,
-                                                     sft_example, words)
+from llm_from_scratch.posttrain.instructions import (IGNORE_INDEX, Instruction,
+                                                     SFTDataset, chat_ids,
+                                                     instruction_sets, sft_example,
+                                                     words)
 from llm_from_scratch.recipes.sft import generate_replies, save_chat_model, sft
 from llm_from_scratch.training.loop import REPORTING_FIELDS, TrainConfig, train
 from llm_from_scratch.training.precision import autocast, resolve_precision
@@ -84,12 +85,12 @@ def sequence_logps(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     """(B,): each row's summed log-probability of its kept targets (y != -100),
     from fp32 logits; the columns that are padding in every row are cut off first.
     """
-    kept = (y != IGNORE).any(0).nonzero()
+    kept = (y != IGNORE_INDEX).any(0).nonzero()
     width = int(kept.max()) + 1 if len(kept) else 1
     x, y = x[:, :width], y[:, :width]
     logits, _ = model(x)  # (B, T, V)
     nll = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
-                          ignore_index=IGNORE, reduction="none")  # 0 where ignored
+                          ignore_index=IGNORE_INDEX, reduction="none")  # 0: ignored
     return -nll.view(y.shape).sum(-1)
 
 

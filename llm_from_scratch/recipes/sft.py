@@ -39,8 +39,8 @@ from llm_from_scratch.io.checkpoint import CheckpointError
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.io.storage import file_sha256, json_digest
 from llm_from_scratch.model.hf import load_hf, save_hf
-from llm_from_scratch.posttrain.instructions import (CHAT_TEMPLATE, END, IGNORE, KINDS,
-                                                     Instruction, SFTDataset,
+from llm_from_scratch.posttrain.instructions import (CHAT_TEMPLATE, END, IGNORE_INDEX,
+                                                     KINDS, Instruction, SFTDataset,
                                                      add_chat_tokens, chat_ids,
                                                      grow_vocab, instruction_sets,
                                                      render_chat)
@@ -60,7 +60,7 @@ def sft_loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
     next_token_loss, after cutting off the columns that are padding in every row
     (they cost compute and count for nothing)."""
     x, y = batch[0], batch[1]
-    kept = (y != IGNORE).any(0).nonzero()
+    kept = (y != IGNORE_INDEX).any(0).nonzero()
     width = int(kept.max()) + 1 if len(kept) else 1
     return next_token_loss(model, (x[:, :width], y[:, :width]))
 

@@ -15,8 +15,9 @@ import math
 
 import torch
 
+from llm_from_scratch.model.gpt import IGNORE_INDEX
+
 LN2 = math.log(2.0)
-IGNORE_INDEX = -100  # a target that no loss, count or metric includes
 
 
 def perplexity(loss: float) -> float:

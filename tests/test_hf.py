@@ -11,10 +11,9 @@ import torch
 import transformers
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3ForCausalLM
 
-from llm_from_scratch.model.hf import (CheckpointError, config_from_hf, has_qk_norm,
+from llm_from_scratch.model.hf import (CheckpointError, config_from_hf,
                                        hf_config, load_hf, save_hf, to_hf_state_dict)
 from llm_from_scratch.model.gpt import GPT, GPTConfig
-from llm_from_scratch.training.stability import apply_qk_norm
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -25,9 +24,7 @@ TINY = GPTConfig(vocab_size=113, n_layers=2, n_heads=4, n_kv_heads=4, d_model=32
 
 def model(seed: int = 0, qk_norm: bool = False, **changes) -> GPT:
     torch.manual_seed(seed)
-    m = GPT(dataclasses.replace(TINY, **changes))
-    if qk_norm:
-        apply_qk_norm(m, eps=m.config.norm_eps)
+    m = GPT(dataclasses.replace(TINY, qk_norm=qk_norm, **changes))
     with torch.no_grad():  # random norm scales too, so that a swapped norm shows up
         for name, p in m.named_parameters():
             if name.endswith("norm.weight"):
@@ -87,10 +84,10 @@ def test_a_qk_normed_model_matches_hf_qwen3_logits(tmp_path, n_kv_heads, tie):
     torch.testing.assert_close(logits, out.logits[:, :-1], atol=1e-5, rtol=0)
     torch.testing.assert_close(loss, out.loss, atol=1e-5, rtol=0)
     back = load_hf(tmp_path)  # with its QK-layernorm again, bit for bit
-    assert has_qk_norm(back) and back.layers[0].self_attn.q_norm.eps == 1e-6
+    assert back.config.qk_norm and back.layers[0].self_attn.q_norm.eps == 1e-6
     with torch.no_grad():
         assert torch.equal(back(idx)[0], ours(idx)[0])
-    assert not has_qk_norm(load_hf(save_hf(model(), tmp_path / "plain")))
+    assert not load_hf(save_hf(model(), tmp_path / "plain")).config.qk_norm
 
 
 def test_load_hf_reads_a_qwen3_checkpoint_written_by_transformers(tmp_path):
@@ -110,16 +107,10 @@ def test_load_hf_reads_a_qwen3_checkpoint_written_by_transformers(tmp_path):
                 p.uniform_(0.5, 1.5)
     hf.save_pretrained(tmp_path)
     ours = load_hf(tmp_path)
-    assert has_qk_norm(ours) and ours.config.norm_eps == config.rms_norm_eps
+    assert ours.config.qk_norm and ours.config.norm_eps == config.rms_norm_eps
     with torch.no_grad():
         torch.testing.assert_close(ours(tokens())[0], hf(tokens()).logits,
                                    atol=1e-5, rtol=0)
-
-
-def test_a_qk_norm_eps_unlike_the_models_is_refused_by_save_hf(tmp_path):
-    m = apply_qk_norm(GPT(TINY), eps=1e-3)  # Qwen3 has one rms_norm_eps for all
-    with pytest.raises(ValueError, match="cannot express"):
-        save_hf(m, tmp_path)
 
 
 def test_roundtrip_through_the_hf_layout_is_lossless(tmp_path):

@@ -49,7 +49,7 @@ def test_two_ranks_stop_resume_and_train_to_the_losses_of_one_process(
     """Stopped at step 2 and resumed to 3, the run must still match one process:
     step 3 starts from the checkpoint, so it is where a lost state would show."""
     from llm_from_scratch.model.hf import load_hf
-    from llm_from_scratch.io.runs import load_run
+    from llm_from_scratch.inference.load import load_run
 
     shutil.rmtree(home / "smoke" / "pretrained", ignore_errors=True)  # ours, then
     run = home / flag[2:]

@@ -10,7 +10,7 @@ import torch
 from llm_from_scratch.io.checkpoint import latest_checkpoint, load_checkpoint
 from llm_from_scratch.training.memory import apply_activation_checkpointing
 from llm_from_scratch.model.gpt import GPT, GPTConfig
-from llm_from_scratch.training.stability import (apply_qk_norm, first_non_finite,
+from llm_from_scratch.training.stability import (first_non_finite,
                                                  log_normaliser, max_attention_logits,
                                                  z_loss)
 from llm_from_scratch.training.loop import TrainConfig, next_token_loss, train
@@ -98,7 +98,7 @@ def test_qk_norm_bounds_every_attention_score_by_sqrt_head_dim():
         for layer in plain.layers:
             layer.self_attn.q_proj.weight.mul_(50)
             layer.self_attn.k_proj.weight.mul_(50)
-    normed = apply_qk_norm(tiny())
+    normed = tiny(qk_norm=True)
     missing, unexpected = normed.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all("q_norm" in k or "k_norm" in k for k in missing)
     bound = math.sqrt(plain.config.head_dim)
@@ -131,9 +131,9 @@ def test_max_attention_logits_are_the_scores_the_attention_softmaxes():
 
 def test_a_qk_normed_model_round_trips_through_a_checkpoint(tmp_path):
     x, y = batch()
-    model = apply_qk_norm(tiny())
+    model = tiny(qk_norm=True)
     train(model, [(x, y)], TrainConfig(max_steps=2, lr=1e-2), out_dir=tmp_path)
-    loaded = apply_qk_norm(tiny(seed=5))
+    loaded = tiny(seed=5, qk_norm=True)
     load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"), loaded,
                     restore_rng=False)
     assert torch.equal(loaded(x)[0], model(x)[0])

@@ -342,7 +342,7 @@ def test_resume_restores_optimizer_hyperparameters_with_their_types(tmp_path):
 
 
 def test_a_run_folder_loads_without_the_corpus(tmp_path, valid_stories):
-    from llm_from_scratch.io.runs import load_run
+    from llm_from_scratch.inference.load import load_run
     from llm_from_scratch.data.tokenizer import train_hf_tokenizer
 
     tok = train_hf_tokenizer(valid_stories[:100], V)

@@ -112,7 +112,8 @@ def test_activation_checkpointing_trains_to_the_same_losses_in_the_same_run(home
 
 def test_a_qk_layernorm_run_resumes_its_gains_and_exports_qwen3(home):
     from llm_from_scratch.inference.generate import load_model
-    from llm_from_scratch.io.runs import MetricsLog, load_run
+    from llm_from_scratch.inference.load import load_run
+    from llm_from_scratch.io.runs import MetricsLog
 
     whole, whole_model, _ = pretrain("smoke", max_steps=3, qk_layernorm=True,
                                      out_dir=home / "qk-whole", **QUIET)

@@ -30,7 +30,8 @@ from torch import nn
 
 from llm_from_scratch.io.checkpoint import (CheckpointError, latest_checkpoint,
                                             load_checkpoint, read_checkpoint_state)
-from llm_from_scratch.io.runs import TOKENIZER_FILE, checkpoint_model, tokenizer_digest
+from llm_from_scratch.inference.load import checkpoint_model
+from llm_from_scratch.io.runs import TOKENIZER_FILE, tokenizer_digest
 from llm_from_scratch.model.attention import causal_mask
 from llm_from_scratch.model.hf import load_hf
 
@@ -335,7 +336,7 @@ def load_model(path: str | Path, tokenizer: str | Path | None = None, device=Non
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     else:
         run = read_checkpoint_state(folder)["config"]  # checks every file's SHA-256
-        model = checkpoint_model(run["model"], folder / "model.safetensors")
+        model = checkpoint_model(run["model"])
         load_checkpoint(folder, model, restore_rng=False)
         model = model.to(dtype) if dtype else model
         run_tok = folder.parent.parent / TOKENIZER_FILE  # the run folder's own

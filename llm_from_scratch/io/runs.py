@@ -5,8 +5,8 @@
 
 A run folder holds ``run.json`` (the model's and the training's configuration),
 ``tokenizer.json``, ``metrics.jsonl`` (one JSON object per event, appended as
-training goes) and ``checkpoints/``. ``load_run`` rebuilds the model from it alone:
-no corpus is read, nothing is retrained. ``export_run`` writes a finished run's model
+training goes) and ``checkpoints/``; ``inference.load.load_run`` rebuilds the model
+from it alone. ``export_run`` writes a finished run's model
 to a Hugging Face folder stamped with the run's id, once, and swaps it in whole.
 """
 
@@ -59,51 +59,6 @@ def export_run(folder: str | os.PathLike, run_id: str, run_dir: str | os.PathLik
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)
     return True
-
-
-def checkpoint_model(model_config: dict, weights: str | os.PathLike | None):
-    """The GPT of a run's ``model`` configuration, to be given a checkpoint's
-    ``weights`` (its model.safetensors): with appendix A's QK-layernorm when the
-    file's tensors include q_norm gains."""
-    from safetensors import SafetensorError, safe_open
-
-    from llm_from_scratch.model.gpt import GPT, GPTConfig
-
-    fields = {f.name for f in dataclasses.fields(GPTConfig)}
-    model = GPT(GPTConfig(**{k: v for k, v in model_config.items() if k in fields}))
-    try:
-        with safe_open(str(weights), "pt") as f:
-            qk_norm = any(k.endswith("self_attn.q_norm.weight") for k in f.keys())
-    except (OSError, SafetensorError):
-        qk_norm = False  # no readable file: loading it will say what is wrong
-    if qk_norm:
-        from llm_from_scratch.training.stability import apply_qk_norm  # appendix A
-
-        apply_qk_norm(model, eps=model.config.norm_eps)
-    return model
-
-
-def load_run(path: str | os.PathLike, device=None):
-    """(model in eval mode, tokenizer, checkpoint folder) of a run folder.
-
-    The model is built from ``run.json``, given the newest sound checkpoint's
-    weights, and paired with the run's ``tokenizer.json``.
-    """
-    from tokenizers import Tokenizer
-
-    path = Path(path)
-    try:
-        run = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
-        tok = Tokenizer.from_file(str(path / TOKENIZER_FILE))
-    except Exception as exc:  # noqa: BLE001 - OSError, bad JSON, tokenizers
-        raise CheckpointError(f"{path}: not a complete run folder "
-                              f"({type(exc).__name__}: {exc})") from None
-    weights = next((path / "checkpoints").glob("*/model.safetensors"), None)
-    model = checkpoint_model(run["model"], weights)  # every checkpoint's shapes
-    found = load_latest(path / "checkpoints", model, restore_rng=False)
-    if found is None:
-        raise CheckpointError(f"{path / 'checkpoints'}: no checkpoint yet")
-    return model.to(device or "cpu").eval(), tok, found[0]
 
 
 class MetricsLog:

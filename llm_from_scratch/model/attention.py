@@ -11,12 +11,14 @@ The choices that matter, up front:
   heads (``n_kv_heads == n_heads`` is multi-head attention, ``1`` is multi-query);
 - rotary position embeddings (RoPE) in Llama's "rotate half" layout;
 - PyTorch's fused ``scaled_dot_product_attention`` (SDPA) for the attention itself;
-- an optional key/value cache hook, so that generation (chapter 05) reuses the layer.
+- an optional key/value cache hook, so that generation (chapter 05) reuses the layer;
+- an optional norm of each head's queries and keys (appendix A's QK-layernorm).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -104,6 +106,32 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor,
     return x * cos + rotate_half(x) * sin
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """SDPA of (B, nh, T, hs) queries over (B, nkv, S, hs) keys and values, S >= T.
+
+    The T queries are the last T of the S positions (a cache holds the S - T before
+    them): query i may see keys 0 .. S - T + i. With S == T that is the usual causal
+    mask; with a single new token it is every key; otherwise an explicit, shifted
+    mask is used, because SDPA's ``is_causal`` aligns its mask to the top-left. A
+    caller's ``attn_mask``, boolean (B, 1, T, S) and True where a query may see a
+    key, replaces that rule (chapter 05: prompts of different lengths, padded).
+    """
+    T, S = q.size(2), k.size(2)
+    # enable_gqa: SDPA lets each group of nh / nkv query heads read one key/value
+    # head, so the key/value heads are never copied (repeat_kv would).
+    gqa = k.size(1) != q.size(1)
+    if attn_mask is not None:  # the caller knows better (padding)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                              enable_gqa=gqa)
+    if S == T:  # no past: the plain causal mask, which SDPA applies itself
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+    if T == 1:  # one new token sees every key
+        return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
+    mask = causal_mask(T, S, device=q.device)  # T new tokens after S - T cached ones
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with grouped-query heads and RoPE (Llama).
 
@@ -115,15 +143,13 @@ class CausalSelfAttention(nn.Module):
     ``update(k, v) -> (k_all, v_all)``. It receives this call's keys and values, each
     (B, n_kv_heads, T, head_dim) and already rotated, stores them, and returns every
     key and value it holds, (B, n_kv_heads, S, head_dim) with S = past + T, oldest
-    first. The T new queries are then the last T of the S positions: query i may
-    see keys 0 .. S - T + i. With no cache (or S == T) that is the usual causal
-    mask; with a single new token it is every key; otherwise an explicit, shifted
-    mask is used, because SDPA's ``is_causal`` aligns its mask to the top-left.
-    A caller's ``attn_mask``, boolean (B, 1, T, S) and True where a query may see a
-    key, replaces that rule (chapter 05: prompts of different lengths, padded).
+    first; ``attend`` then lets the T new queries see what they may.
+    ``qk_norm``: None, or a function of head_dim that makes a norm; the layer then
+    normalises each head's queries and keys with one each, before RoPE.
     """
 
-    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None):
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None,
+                 qk_norm: Callable[[int], nn.Module] | None = None):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
         if d_model % n_heads or n_heads % n_kv_heads:
@@ -137,6 +163,8 @@ class CausalSelfAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, n_kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(d_model, n_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(n_heads * self.head_dim, d_model, bias=False)
+        self.q_norm = qk_norm(self.head_dim) if qk_norm else None
+        self.k_norm = qk_norm(self.head_dim) if qk_norm else None
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 kv_cache=None, attn_mask=None) -> torch.Tensor:
@@ -145,25 +173,13 @@ class CausalSelfAttention(nn.Module):
         q = self.q_proj(x).view(B, T, self.n_heads, hs)  # (B, T, nh, hs)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, hs)  # (B, T, nkv, hs)
         v = self.v_proj(x).view(B, T, self.n_kv_heads, hs)
+        if self.q_norm is not None:  # QK-layernorm: each head's vectors, normalised
+            q, k = self.q_norm(q), self.k_norm(k)
         # heads become a batch dimension: (B, nh, T, hs) and (B, nkv, T, hs)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # (B, nkv, S, hs), S = past + T
-        S = k.size(2)
-        # enable_gqa: SDPA lets each group of n_heads / n_kv_heads query heads read
-        # one key/value head, so the kv heads are never copied (repeat_kv would).
-        gqa = self.n_kv_heads != self.n_heads
-        if attn_mask is not None:  # the caller knows better (padding)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                               enable_gqa=gqa)
-        elif S == T:  # no past: the plain causal mask, which SDPA applies itself
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
-        elif T == 1:  # one new token sees every key
-            y = F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
-        else:  # T new tokens after S - T cached ones: a mask shifted by S - T
-            mask = causal_mask(T, S, device=x.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                               enable_gqa=gqa)
+        y = attend(q, k, v, attn_mask)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * hs)  # (B, T, nh * hs)
         return self.o_proj(y)

@@ -79,10 +79,11 @@ class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, ffn_hidden: int,
-                 norm_eps: float = 1e-5):
+                 norm_eps: float = 1e-5, qk_norm: bool = False):
         super().__init__()
         self.input_layernorm = RMSNorm(d_model, norm_eps)
-        self.self_attn = CausalSelfAttention(d_model, n_heads, n_kv_heads)
+        per_head = (lambda head_dim: RMSNorm(head_dim, norm_eps)) if qk_norm else None
+        self.self_attn = CausalSelfAttention(d_model, n_heads, n_kv_heads, per_head)
         self.post_attention_layernorm = RMSNorm(d_model, norm_eps)
         self.mlp = MLP(d_model, ffn_hidden)
 
@@ -109,6 +110,7 @@ class GPTConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     init_std: float = 0.02
+    qk_norm: bool = False  # RMSNorm on each head's queries and keys (appendix A)
 
     def __post_init__(self):
         self.n_kv_heads = self.n_kv_heads or self.n_heads
@@ -143,7 +145,8 @@ class GPT(nn.Module):
         self.config = c = config
         self.embed_tokens = nn.Embedding(c.vocab_size, c.d_model)
         self.layers = nn.ModuleList(
-            Block(c.d_model, c.n_heads, c.n_kv_heads, c.ffn_hidden, c.norm_eps)
+            Block(c.d_model, c.n_heads, c.n_kv_heads, c.ffn_hidden, c.norm_eps,
+                  c.qk_norm)
             for _ in range(c.n_layers))
         self.norm = RMSNorm(c.d_model, c.norm_eps)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)

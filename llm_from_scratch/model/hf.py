@@ -7,7 +7,7 @@ A model directory holds ``config.json`` (LlamaConfig's fields), ``model.safetens
 (weights named as in ``LlamaForCausalLM``) and, optionally, ``tokenizer.json`` with a
 small ``tokenizer_config.json``. ``transformers.LlamaForCausalLM.from_pretrained(path)``
 loads it; this module writes and reads it without importing ``transformers``. A model
-with appendix A's QK-layernorm (``self_attn.q_norm``/``k_norm``) is written as
+with QK-layernorm (``GPTConfig.qk_norm``: ``self_attn.q_norm``/``k_norm``) is written as
 ``Qwen3ForCausalLM``, which is Llama plus exactly those norms, and read back with them.
 
 Loading reads safetensors only (never pickle) and checks every tensor against the
@@ -42,16 +42,11 @@ _SUPPORTED = {
 }
 
 
-def has_qk_norm(model: GPT) -> bool:
-    """Whether appendix A's ``apply_qk_norm`` gave the model q_norm and k_norm."""
-    return any(hasattr(layer.self_attn, "q_norm") for layer in model.layers)
-
-
 def hf_config(c: GPTConfig, dtype: torch.dtype = torch.float32,
-              eos_token_id: int | None = None, qk_norm: bool = False) -> dict:
+              eos_token_id: int | None = None) -> dict:
     """config.json for c, in LlamaConfig's names (read by transformers 4.x and 5.x);
-    Qwen3Config's with ``qk_norm`` (the same names, and no sliding window)."""
-    model_type = QK_NORM_TYPE if qk_norm else "llama"
+    Qwen3Config's with ``c.qk_norm`` (the same names, and no sliding window)."""
+    model_type = QK_NORM_TYPE if c.qk_norm else "llama"
     config = {
         "architectures": [ARCHITECTURES[model_type]],
         "model_type": model_type,
@@ -75,7 +70,7 @@ def hf_config(c: GPTConfig, dtype: torch.dtype = torch.float32,
         "eos_token_id": eos_token_id,
         "torch_dtype": str(dtype).removeprefix("torch."),
     }
-    if qk_norm:
+    if c.qk_norm:
         config.update(use_sliding_window=False, sliding_window=None,
                       max_window_layers=c.n_layers)
     return config
@@ -84,7 +79,7 @@ def hf_config(c: GPTConfig, dtype: torch.dtype = torch.float32,
 def config_from_hf(d: dict, source: str = "config.json") -> GPTConfig:
     """Our GPTConfig from a Llama (or Qwen3) config.json; refuses variants we lack.
 
-    A Qwen3 config's model also needs its QK-layernorm: ``load_hf`` adds it."""
+    A Qwen3 config's model has QK-layernorm (``qk_norm``), its one change from Llama."""
     if d.get("model_type") not in ARCHITECTURES:
         raise CheckpointError(f"{source}: model_type is {d.get('model_type')!r}, "
                               f"not one of {', '.join(map(repr, ARCHITECTURES))}")
@@ -106,7 +101,8 @@ def config_from_hf(d: dict, source: str = "config.json") -> GPTConfig:
             tie_embeddings=d.get("tie_word_embeddings", True),
             rope_theta=rope.get("rope_theta", d.get("rope_theta", 10000.0)),
             norm_eps=d.get("rms_norm_eps", 1e-6),
-            init_std=d.get("initializer_range", 0.02))
+            init_std=d.get("initializer_range", 0.02),
+            qk_norm=d.get("model_type") == QK_NORM_TYPE)
     except KeyError as exc:
         raise CheckpointError(f"{source}: missing field {exc.args[0]!r}") from None
     except ValueError as exc:
@@ -131,12 +127,10 @@ def to_hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 
 
 def from_hf_state_dict(weights: dict[str, torch.Tensor], c: GPTConfig,
-                       source: str = WEIGHTS,
-                       qk_norm: bool = False) -> dict[str, torch.Tensor]:
+                       source: str = WEIGHTS) -> dict[str, torch.Tensor]:
     """Our state dict from LlamaForCausalLM's (Qwen3ForCausalLM's with
-    ``qk_norm``); checks names and shapes against c."""
-    expected = {k: tuple(v.shape)
-                for k, v in to_hf_state_dict(_meta_model(c, qk_norm)).items()}
+    ``c.qk_norm``); checks names and shapes against c."""
+    expected = {k: tuple(v.shape) for k, v in to_hf_state_dict(_meta_model(c)).items()}
     weights = {k: v for k, v in weights.items()
                if not k.endswith("rotary_emb.inv_freq")}  # old transformers saved it
     if c.tie_embeddings and "lm_head.weight" in weights:  # tolerated if really tied
@@ -160,16 +154,11 @@ def from_hf_state_dict(weights: dict[str, torch.Tensor], c: GPTConfig,
     return ours
 
 
-def _meta_model(c: GPTConfig, qk_norm: bool = False) -> GPT:
-    """A GPT on the meta device: names and shapes without memory or initialisation
-    (with appendix A's QK-layernorm, of the model's eps as in Qwen3, if asked)."""
+def _meta_model(c: GPTConfig) -> GPT:
+    """A GPT on the meta device: names and shapes without memory or initialisation.
+    """
     with torch.device("meta"):
-        model = GPT(c)
-    if qk_norm:
-        from llm_from_scratch.training.stability import apply_qk_norm  # appendix A
-
-        apply_qk_norm(model, eps=c.norm_eps)
-    return model
+        return GPT(c)
 
 
 def save_hf(model: GPT, path: str | os.PathLike, tokenizer=None,
@@ -181,13 +170,6 @@ def save_hf(model: GPT, path: str | os.PathLike, tokenizer=None,
     added tokens travel in tokenizer.json. chat_template: a Jinja template written
     to tokenizer_config.json, for ``apply_chat_template`` (chapter 08).
     """
-    qk_norm = has_qk_norm(model)
-    for layer in model.layers if qk_norm else ():
-        eps = {layer.self_attn.q_norm.eps, layer.self_attn.k_norm.eps}
-        if eps != {model.config.norm_eps}:  # Qwen3 has one eps for every norm
-            raise ValueError(f"q_norm/k_norm eps {sorted(eps)} differs from the "
-                             f"model's norm_eps {model.config.norm_eps}: Qwen3's "
-                             "config.json cannot express it")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     eos_id = None
@@ -206,7 +188,7 @@ def save_hf(model: GPT, path: str | os.PathLike, tokenizer=None,
             tok_config["chat_template"] = chat_template
         (path / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2))
     dtype = next(model.parameters()).dtype
-    config = hf_config(model.config, dtype, eos_id, qk_norm)
+    config = hf_config(model.config, dtype, eos_id)
     (path / "config.json").write_text(json.dumps(config, indent=2))
     tensors = {k: v.detach().cpu() for k, v in to_hf_state_dict(model).items()}
     save_file(tensors, str(path / WEIGHTS), metadata={"format": "pt"})
@@ -232,7 +214,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_hf(path: str | os.PathLike, dtype: torch.dtype | None = None) -> GPT:
     """A GPT from a directory in the HF Llama layout (ours or a real Llama's), or
-    in Qwen3's: then with appendix A's QK-layernorm, its gains loaded."""
+    in Qwen3's: then with QK-layernorm (``GPTConfig.qk_norm``), its gains loaded."""
     path = Path(path)
     config_file = path / "config.json"
     try:
@@ -242,10 +224,8 @@ def load_hf(path: str | os.PathLike, dtype: torch.dtype | None = None) -> GPT:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{config_file}: not valid JSON ({exc})") from None
     config = config_from_hf(raw, str(config_file))
-    qk_norm = raw["model_type"] == QK_NORM_TYPE
-    state = from_hf_state_dict(_read_weights(path), config, str(path / WEIGHTS),
-                               qk_norm)
-    model = _meta_model(config, qk_norm)  # no time spent on an initialisation
+    state = from_hf_state_dict(_read_weights(path), config, str(path / WEIGHTS))
+    model = _meta_model(config)  # no time spent on an initialisation
     model.load_state_dict(state, assign=True)
     if config.tie_embeddings:
         model.lm_head.weight = model.embed_tokens.weight

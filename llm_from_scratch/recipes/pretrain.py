@@ -44,7 +44,7 @@ from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainConfig, Train
 from llm_from_scratch.training.memory import apply_activation_checkpointing
 from llm_from_scratch.training.metrics import token_byte_lengths
 from llm_from_scratch.training.precision import peak_flops, resolve_precision
-from llm_from_scratch.training.stability import apply_qk_norm, z_loss
+from llm_from_scratch.training.stability import z_loss
 
 PROMPT = "Once upon a time"
 
@@ -108,11 +108,9 @@ def stability_options(qk_layernorm: bool = False, z_loss: float = 0.0) -> dict:
 
 
 def make_model(mconfig, options: dict, activation_checkpointing: bool = False):
-    """The run's GPT with its options applied, before any optimizer holds its
-    parameters (QK-layernorm's gains are new ones)."""
-    model = GPT(mconfig)
-    if options.get("qk_layernorm"):  # the eps of the model's norms, as in Qwen3
-        apply_qk_norm(model, eps=mconfig.norm_eps)
+    """The run's GPT with its options: QK-layernorm in its configuration (the run
+    records it with the model), activation checkpointing on its blocks."""
+    model = GPT(dataclasses.replace(mconfig, qk_norm=bool(options.get("qk_layernorm"))))
     if activation_checkpointing:
         apply_activation_checkpointing(model)
     return model

@@ -3,8 +3,6 @@
 
 """Options that keep training stable, for appendix A; every one is off by default.
 
-- ``apply_qk_norm(model)``: an RMSNorm on every head's queries and keys before RoPE
-  (QK-layernorm), as the modules ``self_attn.q_norm`` and ``self_attn.k_norm``;
 - ``z_loss(coef)``: a loss function for the loop that adds coef * log(Z)^2 per
   target, which keeps the softmax normaliser's log near 0 (PaLM: coef 1e-4);
 - ``max_attention_logits(model, idx)``: the largest pre-softmax attention score of
@@ -12,6 +10,7 @@
 - ``log_normaliser(model, idx)``: mean and largest log Z of the output softmax;
 - ``first_non_finite(model, idx)``: the first module whose output is inf or nan.
 A model on which none of these is called computes exactly what it did before.
+QK-layernorm itself is the model's option ``GPTConfig(qk_norm=True)`` (chapter 03).
 """
 
 from __future__ import annotations
@@ -24,36 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.model.attention import apply_rope
-from llm_from_scratch.model.gpt import RMSNorm
 from llm_from_scratch.training.metrics import IGNORE_INDEX
 from llm_from_scratch.training.precision import autocast
-
-
-def _per_head_norm(norm: RMSNorm, head_dim: int):
-    """A forward hook that applies ``norm`` to each head of a projection's output."""
-    def hook(module, args, out):
-        B, T, _ = out.shape
-        return norm(out.view(B, T, -1, head_dim)).view(B, T, -1)  # (B, T, n * hs)
-    return hook
-
-
-def apply_qk_norm(model: nn.Module, eps: float = 1e-5) -> nn.Module:
-    """Give every attention layer RMSNorms on its queries and keys, per head.
-
-    The gains start at 1, so a score q.k / sqrt(d) starts bounded by sqrt(d). Returns
-    the model, changed in place; call it before making the optimizer (the gains
-    are new parameters) and before loading a checkpoint of a QK-normed model.
-    """
-    for layer in model.layers:
-        attn = layer.self_attn
-        if hasattr(attn, "q_norm"):
-            raise ValueError("apply_qk_norm was already applied to this model")
-        device = attn.q_proj.weight.device
-        attn.q_norm = RMSNorm(attn.head_dim, eps).to(device)
-        attn.k_norm = RMSNorm(attn.head_dim, eps).to(device)
-        attn.q_proj.register_forward_hook(_per_head_norm(attn.q_norm, attn.head_dim))
-        attn.k_proj.register_forward_hook(_per_head_norm(attn.k_norm, attn.head_dim))
-    return model
 
 
 @torch.no_grad()
@@ -61,8 +32,8 @@ def max_attention_logits(model: nn.Module, idx: torch.Tensor) -> list[float]:
     """The largest causal attention score q.k / sqrt(head_dim) of each layer for idx.
 
     Each attention layer's inputs are captured in one forward pass; the scores are
-    then computed from them as the layer computes them (projections, QK-norm hooks
-    if any, RoPE, grouped kv heads), the future masked out.
+    then computed from them as the layer computes them (projections, QK-layernorm
+    if the model has it, RoPE, grouped kv heads), the future masked out.
     """
     seen = []
     hooks = [layer.self_attn.register_forward_pre_hook(
@@ -76,8 +47,11 @@ def max_attention_logits(model: nn.Module, idx: torch.Tensor) -> list[float]:
     for attn, x, cos, sin in seen:
         B, T, _ = x.shape
         hs = attn.head_dim
-        q = attn.q_proj(x).view(B, T, attn.n_heads, hs).transpose(1, 2)
-        k = attn.k_proj(x).view(B, T, attn.n_kv_heads, hs).transpose(1, 2)
+        q = attn.q_proj(x).view(B, T, attn.n_heads, hs)
+        k = attn.k_proj(x).view(B, T, attn.n_kv_heads, hs)
+        if attn.q_norm is not None:
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, heads, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k = k.repeat_interleave(attn.n_heads // attn.n_kv_heads, dim=1)
         scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(hs)  # (B, nh, T, T)

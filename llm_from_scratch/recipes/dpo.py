@@ -49,7 +49,8 @@ from llm_from_scratch.posttrain.instructions import (IGNORE_INDEX, Instruction,
                                                      SFTDataset, chat_ids,
                                                      instruction_sets, sft_example,
                                                      words)
-from llm_from_scratch.recipes.sft import generate_replies, save_chat_model, sft
+from llm_from_scratch.recipes.sft import (generate_replies, save_chat_model, sft,
+                                          trim_padding)
 from llm_from_scratch.training.loop import REPORTING_FIELDS, TrainConfig, train
 from llm_from_scratch.training.precision import autocast, resolve_precision
 
@@ -85,9 +86,7 @@ def sequence_logps(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     """(B,): each row's summed log-probability of its kept targets (y != -100),
     from fp32 logits; the columns that are padding in every row are cut off first.
     """
-    kept = (y != IGNORE_INDEX).any(0).nonzero()
-    width = int(kept.max()) + 1 if len(kept) else 1
-    x, y = x[:, :width], y[:, :width]
+    x, y = trim_padding(x, y)
     logits, _ = model(x)  # (B, T, V)
     nll = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
                           ignore_index=IGNORE_INDEX, reduction="none")  # 0: ignored

@@ -55,14 +55,18 @@ class InstructionSetError(ValueError):
     """No instruction to train on (an empty set trains nothing); says why."""
 
 
-def sft_loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed cross-entropy, kept targets) of an (input, target) batch: the loop's
-    next_token_loss, after cutting off the columns that are padding in every row
-    (they cost compute and count for nothing)."""
-    x, y = batch[0], batch[1]
+def trim_padding(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x and y (B, T) without the last columns that are padding in every row
+    (targets IGNORE_INDEX): they cost compute and count for nothing."""
     kept = (y != IGNORE_INDEX).any(0).nonzero()
     width = int(kept.max()) + 1 if len(kept) else 1
-    return next_token_loss(model, (x[:, :width], y[:, :width]))
+    return x[:, :width], y[:, :width]
+
+
+def sft_loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy, kept targets) of an (input, target) batch: the loop's
+    next_token_loss on its columns that are not all padding."""
+    return next_token_loss(model, trim_padding(batch[0], batch[1]))
 
 
 def chat_model(base: str | Path):

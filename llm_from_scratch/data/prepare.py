@@ -42,7 +42,7 @@ def code_signature() -> str:
     cleaning rules included, remakes the products."""
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in ("data.py", "dedup.py", "tokenizer.py", "pipeline.py"):
+    for name in ("corpus.py", "dedup.py", "tokenizer.py", "prepare.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 

@@ -41,7 +41,8 @@ from llm_from_scratch.posttrain.instructions import (ASSISTANT, END, USER,
                                                      add_chat_tokens,
                                                      instruction_from_json,
                                                      instruction_sets,
-                                                     instruction_to_json, sentences)
+                                                     instruction_to_json)
+from llm_from_scratch.posttrain.instructions import sentences as split_sentences
 from llm_from_scratch.recipes.sft import plain_prompt
 from llm_from_scratch.training.metrics import bits_per_byte, perplexity
 
@@ -349,7 +350,7 @@ def cloze_items(stories: Sequence[str], n: int, seed: int = 0, choices: int = 4
     The wrong endings are the last sentences of other stories; stories with at
     least four sentences and a last sentence of 4 to 15 words qualify.
     """
-    eligible = [(i, s.strip(), sentences(s)) for i, s in enumerate(stories)]
+    eligible = [(i, s.strip(), split_sentences(s)) for i, s in enumerate(stories)]
     eligible = [e for e in eligible
                 if len(e[2]) >= 4 and 4 <= len(e[2][-1].split()) <= 15]
     if len(eligible) < choices:

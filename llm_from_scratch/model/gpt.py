@@ -26,7 +26,7 @@ knows nothing about devices, precision policies, distribution or training loops.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -135,6 +135,15 @@ class GPTConfig:
                       context_len=sizes.context_len,
                       tie_embeddings=sizes.tie_embeddings)
         return cls(vocab_size=vocab_size, **{**fields, **overrides})
+
+
+ARCHITECTURE_OPTIONS = ("qk_norm",)  # off by default; recorded only when on
+
+
+def model_record(c: GPTConfig) -> dict:
+    """c as a run records it (and its id digests it): every field, and each
+    architecture option only when it is on."""
+    return {k: v for k, v in asdict(c).items() if k not in ARCHITECTURE_OPTIONS or v}
 
 
 class GPT(nn.Module):

@@ -34,7 +34,7 @@ from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
 from llm_from_scratch.inference.generate import generate
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.io.storage import file_sha256, json_digest, write_atomic
-from llm_from_scratch.model.gpt import GPT, GPTConfig, flops_per_token
+from llm_from_scratch.model.gpt import GPT, GPTConfig, flops_per_token, model_record
 from llm_from_scratch.model.hf import save_hf
 from llm_from_scratch.parallel.model_parallel import parallelize_model
 from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainConfig, TrainResult,
@@ -89,7 +89,7 @@ def run_id(config, mconfig, sizes, data: dict, options: dict | None = None) -> s
     train_fields = {k: v for k, v in dataclasses.asdict(config).items()
                     if k not in REPORTING_FIELDS}
     recipe = {k: getattr(sizes, k) for k in ("batch_size", "eval_batches", "seed")}
-    described = {"train": train_fields, "model": dataclasses.asdict(mconfig),
+    described = {"train": train_fields, "model": model_record(mconfig),
                  "recipe": recipe, "data": data}
     if options:
         described["stability"] = options

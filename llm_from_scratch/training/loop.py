@@ -64,6 +64,7 @@ from llm_from_scratch.io.checkpoint import (CheckpointMismatchError, load_latest
                                             save_checkpoint)
 from llm_from_scratch.io.runs import RUN_FILE, MetricsLog, write_run_files
 from llm_from_scratch.io.signals import StopOnSignal
+from llm_from_scratch.model.gpt import GPTConfig, model_record
 from llm_from_scratch.training.metrics import IGNORE_INDEX, bits_per_byte, target_bytes
 from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from llm_from_scratch.training.precision import (LossScaler, autocast, choose_precision,
@@ -245,6 +246,8 @@ class TrainResult:
 
 def _model_config(model: nn.Module) -> dict | None:
     c = getattr(model, "config", None)
+    if isinstance(c, GPTConfig):
+        return model_record(c)  # its options only when they are on
     return dataclasses.asdict(c) if dataclasses.is_dataclass(c) else None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: llm_from_scratch/book/..
 NOTEBOOK = re.compile(r"chapters/(?P<number>\d\d|[A-Z])_[a-z0-9_]+")
 
 

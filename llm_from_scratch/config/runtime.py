@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm as auto_tqdm
 from tqdm.std import tqdm as std_tqdm
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # llm_from_scratch/ (config/..)
 
 
 def artifacts_dir(profile: str) -> Path:

@@ -10,3 +10,10 @@ of each file); a few hand-written modules hold glue: ``config.profiles``,
 """
 
 __version__ = "0.1.0"
+
+# The wings in the pipeline's order, in tiers: a module may import from its own wing
+# and from the tiers before it, never from a later tier or a neighbour in its own
+# (tests/test_layout.py holds the package to it; appendix B draws it).
+WINGS = (("config",), ("io",), ("data",), ("model",), ("training",),
+         ("parallel", "inference"), ("posttrain",), ("recipes",), ("evaluation",),
+         ("__main__",), ("book",))

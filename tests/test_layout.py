@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from llm_from_scratch import WINGS
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "llm_from_scratch"
-# Lower wings first; a wing may import its own modules and the wings before it.
-# parallel and inference stand side by side: neither imports the other. The command
-# line (__main__) sits above the library; book-only code (figures, claims, the API
-# page of appendix C, which reads the command line's parser) above everything.
-RANK = {"config": 0, "io": 1, "data": 2, "model": 3, "training": 4, "parallel": 5,
-        "inference": 5, "posttrain": 6, "recipes": 7, "evaluation": 8, "__main__": 9,
-        "book": 10}
+
+# A wing's tier in WINGS: a module imports only from its own wing and earlier tiers.
+RANK = {wing: tier for tier, wings in enumerate(WINGS) for wing in wings}
 
 
 def wing_of(module: str) -> str:

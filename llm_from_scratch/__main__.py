@@ -37,8 +37,8 @@ from llm_from_scratch.parallel.data_parallel import (PARALLEL_METHODS, LaunchErr
                                                      launch_environment,
                                                      rank_batch_size)
 from llm_from_scratch.parallel.model_parallel import check_layout
-from llm_from_scratch.posttrain.instructions import (END, ChatFormatError, chat_ids,
-                                                     render_chat)
+from llm_from_scratch.posttrain.chat import converse
+from llm_from_scratch.posttrain.instructions import ChatFormatError
 from llm_from_scratch.recipes.dpo import DPOConfigError, PairsFormatError, dpo
 from llm_from_scratch.recipes.pretrain import final_evaluation, pretrain
 from llm_from_scratch.recipes.sft import InstructionSetError, sft
@@ -315,53 +315,16 @@ def cmd_dpo(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     """Talk to an instruction-tuned model (chapter 08): one line of input per turn."""
     model, tok, _ = load_model(args.model, device=pick_device(args.device))
-    stops = [chat_ids(tok)[END]]  # ChatFormatError for a model without chat tokens
-    if tok.token_to_id(EOT_TEXT) is not None:
-        stops.append(tok.token_to_id(EOT_TEXT))
-    options = dict(temperature=0.0 if args.greedy else args.temperature,
-                   top_p=None if args.greedy else args.top_p, seed=args.seed,
-                   stop_ids=stops)
-    check_sampling(options["temperature"], None, options["top_p"])
-    ctx, interactive = model.config.context_len, sys.stdin.isatty()
-    history: list[dict] = []
-    failed = 0
-    while True:
-        if interactive:
-            print("you> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line:
-            break
-        if not line.strip():
-            continue
-        turn = [*history, {"role": "user", "content": line.strip()}]
-        prompt = render_chat(tok, turn, add_generation_prompt=True)
-        while len(prompt) >= ctx and len(turn) > 1:  # drop the oldest exchange
-            turn = turn[2:]
-            prompt = render_chat(tok, turn, add_generation_prompt=True)
-        if len(prompt) >= ctx:
-            print(f"llmfs: error: the prompt is {len(prompt)} tokens and the "
-                  f"model's context holds {ctx}: shorten it", file=sys.stderr,
-                  flush=True)
-            failed += 1
-            continue
-        new = ctx - len(prompt)
-        if args.max_new_tokens is not None:
-            new = min(new, args.max_new_tokens)
-        produced: list[int] = []
-
-        def tokens():
-            for t in stream(model, prompt, new, **options):
-                produced.append(t)
-                yield t
-
-        if interactive:
-            print("model> ", end="", flush=True)
-        for piece in decode_stream(tok, tokens()):
-            print(piece, end="", flush=True)
-        print(flush=True)
-        reply = tok.decode([t for t in produced if t not in stops])
-        history = [*turn, {"role": "assistant", "content": reply}]
-    return 2 if failed else 0
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("you> ", end="", flush=True)
+    replies = converse(
+        model, tok, sys.stdin, lambda s: print(s, end="", flush=True),
+        lambda s: print(f"llmfs: error: {s}", file=sys.stderr, flush=True),
+        temperature=0.0 if args.greedy else args.temperature,
+        top_p=None if args.greedy else args.top_p, seed=args.seed,
+        max_new_tokens=args.max_new_tokens, marks=interactive)
+    return 2 if None in replies else 0
 
 
 EVAL_TASKS = ("bpb", "cloze", "final_word", "instruct", "samples")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_from_scratch.data.corpus import corpus as data
+from llm_from_scratch.data import corpus as data
 from llm_from_scratch.data.corpus import DataNotFoundError, load_stories, local_data_dir
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import signal
 import sys
+import time
 import typing
 from pathlib import Path
 
@@ -154,8 +156,6 @@ def _check_layout(args: argparse.Namespace, world: int) -> int:
 
 def _deepspeed_file(path: Path | None, parallel: str | None) -> dict | None:
     """The JSON of --deepspeed-config, or a one-line error."""
-    import json
-
     if path is None:
         return None
     if parallel != "deepspeed":
@@ -171,8 +171,6 @@ def _deepspeed_file(path: Path | None, parallel: str | None) -> dict | None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate text from a trained model, printed as it is produced (chapter 05)."""
-    import time
-
 
     profile = get_profile(args.profile)
     path = args.model or artifacts_dir(profile.name) / "pretrained"
@@ -327,56 +325,24 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 2 if None in replies else 0
 
 
-EVAL_TASKS = ("bpb", "cloze", "final_word", "instruct", "samples")
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a model on the book's tasks through lm-eval; print its report card
     row (chapter 10)."""
+    names = [t.strip() for t in ",".join(args.tasks).split(",") if t.strip()]
     try:
-        return _evaluate(args, ev)
+        row, results = ev.evaluate_model(
+            args.model, names, args.profile, tokenizer=args.tokenizer,
+            device=args.device, batch_size=args.batch_size, limit=args.limit)
     except ev.EvalError as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
-
-
-def _evaluate(args: argparse.Namespace, ev) -> int:
-    import json
-    import logging
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing tries the hub
-    names = [t.strip() for t in ",".join(args.tasks).split(",") if t.strip()]
-    files = [Path(t) for t in names if t not in EVAL_TASKS]
-    for f in files:
-        if f.suffix not in (".yaml", ".yml") or not f.is_file():
-            raise ev.EvalError(f"unknown task {str(f)!r}: use {', '.join(EVAL_TASKS)} "
-                               "or the path of a task .yaml file")
-        ev.task_name(f)  # a file that does not parse: EvalError
-    profile = get_profile(args.profile)
-    model, tok, folder = load_model(args.model, args.tokenizer,
-                                    pick_device(args.device))
-    built = [t for t in names if t in ev.TASKS]
-    if "instruct" in built and tok.token_to_id("<|user|>") is None:
-        built[built.index("instruct")] = "instruct_plain"  # a model without chat
-    task_files = [ev.build_tasks(profile)[t] for t in built] if built else []
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    lm = ev.LLMFSLM(model=model, tokenizer=tok, batch_size=args.batch_size)
-    results = ev.run_tasks(lm, task_files + files, limit=args.limit) if (
-        task_files or files) else {}
-    bpb = results.get(ev.TASK_PREFIX + "bpb", {}).get("metrics", {})
-    stats = None
-    if "samples" in names:
-        e = profile.eval
-        stats = ev.sample_stats(*ev.generate_samples(model, tok, e.samples,
-                                                     e.sample_tokens, e.seed))
-    row = ev.card_row(folder.name, str(folder), results, bpb.get("bits_per_byte"),
-                      stats)
     print(ev.format_card([row]))
     for task, r in results.items():
         if "acc" not in r["metrics"] and task != ev.TASK_PREFIX + "bpb":
             print(f"{task}: {json.dumps(r['metrics'])}")
     if args.out:
-        ev.save_card([row], args.out, profile=profile.name, limit=args.limit)
+        ev.save_card([row], args.out, profile=get_profile(args.profile).name,
+                     limit=args.limit)
     print("JSON: " + json.dumps(row))
     return 0
 
@@ -598,32 +564,33 @@ def build_parser() -> argparse.ArgumentParser:
                       help="cpu, cuda, mps (default: the best available)")
     talk.set_defaults(func=cmd_chat)
 
-    ev = sub.add_parser("eval", help=cmd_eval.__doc__.split("\n")[0],
+    evaluate = sub.add_parser("eval", help=cmd_eval.__doc__.split("\n")[0],
                         description=" ".join(cmd_eval.__doc__.split()))
-    ev.add_argument("--model", type=Path, required=True,
+    evaluate.add_argument("--model", type=Path, required=True,
                     help="a Hugging Face directory, a checkpoint or a training run")
-    ev.add_argument("--tasks", action="append", default=None, metavar="TASKS",
-                    help=f"comma-separated: {', '.join(EVAL_TASKS)} or task .yaml "
+    evaluate.add_argument("--tasks", action="append", default=None, metavar="TASKS",
+                    help=f"comma-separated: {', '.join(ev.LOCAL_TASKS)} or task .yaml "
                     "files (default: all five)")
-    ev.add_argument("--profile", default="auto",
+    evaluate.add_argument("--profile", default="auto",
                     help="whose validation stories and sizes: " + ", ".join(PROFILE_NAMES))
-    ev.add_argument("--limit", type=int, default=None, metavar="N",
+    evaluate.add_argument("--limit", type=int, default=None, metavar="N",
                     help="only the first N items of each task")
-    ev.add_argument("--batch-size", type=int, default=16, metavar="N",
+    evaluate.add_argument("--batch-size", type=int, default=16, metavar="N",
                     help="sequences per forward pass (16)")
-    ev.add_argument("--tokenizer", type=Path, default=None,
+    evaluate.add_argument("--tokenizer", type=Path, default=None,
                     help="tokenizer.json (default: the model folder's)")
-    ev.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
-    ev.add_argument("--out", type=Path, default=None,
+    evaluate.add_argument("--device", default=None,
+                          help="cpu, cuda, mps (default: the best)")
+    evaluate.add_argument("--out", type=Path, default=None,
                     help="also save the row as a report card JSON file")
-    ev.set_defaults(func=cmd_eval)
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "tasks", 0) is None:
-        args.tasks = list(EVAL_TASKS)
+        args.tasks = list(ev.LOCAL_TASKS)
     try:
         return args.func(args)
     except (UnknownProfileError, DataNotFoundError, CheckpointError,

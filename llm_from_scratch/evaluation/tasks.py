@@ -21,7 +21,9 @@ What the module holds, up front:
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import random
 import re
 from collections.abc import Sequence
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 
 from llm_from_scratch.config.profiles import get_profile
-from llm_from_scratch.config.runtime import artifacts_dir, progress
+from llm_from_scratch.config.runtime import artifacts_dir, pick_device, progress
 from llm_from_scratch.data.corpus import EOT
 from llm_from_scratch.data.dedup import shingles
 from llm_from_scratch.data.prepare import load_or_train, prepare_corpus
@@ -632,3 +634,42 @@ def save_card(rows: Sequence[dict], path: str | Path, **about) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**about, "rows": list(rows)}, indent=1) + "\n")
     return path
+
+
+LOCAL_TASKS = ("bpb", "cloze", "final_word", "instruct", "samples")
+
+
+def evaluate_model(path: str | Path, tasks: Sequence[str], profile="auto", *,
+                   tokenizer: str | Path | None = None, device=None,
+                   batch_size: int = 16, limit: int | None = None
+                   ) -> tuple[dict, dict]:
+    """(report card row, lm-eval results by task) of the model in ``path`` (a
+    Hugging Face directory, a checkpoint or a run) on ``tasks``, names of
+    LOCAL_TASKS or paths of task .yaml files; EvalError for a task it cannot run.
+    What ``llmfs eval`` runs; ``limit``: the first items of each task only."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing tries the hub
+    files = [Path(t) for t in tasks if t not in LOCAL_TASKS]
+    for f in files:
+        if f.suffix not in (".yaml", ".yml") or not f.is_file():
+            raise EvalError(f"unknown task {str(f)!r}: use {', '.join(LOCAL_TASKS)} "
+                            "or the path of a task .yaml file")
+        task_name(f)  # a file that does not parse: EvalError
+    sizes = get_profile(profile)
+    model, tok, folder = load_model(path, tokenizer, pick_device(device))
+    built = [t for t in tasks if t in TASKS]
+    if "instruct" in built and tok.token_to_id(USER) is None:
+        built[built.index("instruct")] = "instruct_plain"  # a model without chat
+    task_files = [build_tasks(sizes)[t] for t in built] if built else []
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    lm = LLMFSLM(model=model, tokenizer=tok, batch_size=batch_size)
+    results = run_tasks(lm, task_files + files, limit=limit) if (
+        task_files or files) else {}
+    bpb = results.get(TASK_PREFIX + "bpb", {}).get("metrics", {})
+    stats = None
+    if "samples" in tasks:
+        e = sizes.eval
+        stats = sample_stats(*generate_samples(model, tok, e.samples,
+                                               e.sample_tokens, e.seed))
+    row = card_row(folder.name, str(folder), results, bpb.get("bits_per_byte"),
+                   stats)
+    return row, results

@@ -73,25 +73,39 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-# What `llmfs train` can override: the loop's TrainConfig, and the recipe's sizes in
-# TrainSizes (the timing and the scaling sweep belong to the chapter, not to a run).
-TRAIN_HINTS = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(TrainSizes)}
-TRAIN_OPTIONS = [f.name for f in dataclasses.fields(TrainConfig)] + [
-    f.name for f in dataclasses.fields(TrainSizes)
-    if f.name != "loop" and not f.name.startswith(("timing_", "sweep_"))]
+def recipe_options(sizes_type, skip: tuple[str, ...], scalars_only: bool = False
+                   ) -> dict[str, type]:
+    """{field: type} of what a recipe's command overrides, one flag each: the fields
+    of its profile section (``sizes_type``) but ``loop`` and those starting with
+    ``skip``, then its loop's (TrainConfig; with ``scalars_only``, the numbers and
+    strings but ``keep_checkpoints``). The recipe routes each to its place."""
+    hints = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(sizes_type)}
+    names = [f.name for f in dataclasses.fields(sizes_type)
+             if f.name != "loop" and not f.name.startswith(skip)]
+    names += [f.name for f in dataclasses.fields(TrainConfig) if not scalars_only
+              or (hints[f.name] in (int, float, str) and f.name != "keep_checkpoints")]
+    return {name: hints[name] for name in names}
 
 
-# Training options with a fixed set of values.
-TRAIN_CHOICES = {"precision": PRECISION_CHOICES}
+# The timing, the sweeps, the held-out sizes and the KL estimate belong to the
+# chapters, not to a run; DPO's beta has its own flag.
+OPTIONS = {"train": recipe_options(TrainSizes, ("timing_", "sweep_")),
+           "sft": recipe_options(SFTSizes, ("eval_instructions", "examples_shown"),
+                                 scalars_only=True),
+           "dpo": recipe_options(DPOSizes, ("beta", "kl_prompts"), scalars_only=True)}
+CHOICES = {"precision": PRECISION_CHOICES}  # options with a fixed set of values
+
+
+def overrides(args: argparse.Namespace, command: str) -> dict:
+    """The recipe options given on the command line (lists become tuples)."""
+    given = {k: getattr(args, k) for k in OPTIONS[command]
+             if getattr(args, k) is not None}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Pretrain the profile's model (chapter 04); resumes an interrupted run."""
-    overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS
-                 if getattr(args, k) is not None}
-    for name in ("sample_steps", "betas"):
-        if name in overrides:
-            overrides[name] = tuple(overrides[name])
+    changes = overrides(args, "train")
     ds_config = _deepspeed_file(args.deepspeed_config, args.parallel)
     if args.parallel == "deepspeed" and not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed's import
@@ -103,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             # --batch-size is the global batch: each data-parallel rank gets its
             # share of it, so N processes train on the batches one process would.
             batch = get_profile(args.profile).train.batch_size
-            rank_batch_size(overrides.get("batch_size", batch), dp)  # or an error
+            rank_batch_size(changes.get("batch_size", batch), dp)  # or an error
             if rank == 0:  # one process makes the tokenizer and shards; the rest wait
                 prepare_tokens(args.profile, args.data)
             torch.distributed.barrier()
@@ -112,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 parallel=args.parallel, ds_config=ds_config,
                                 qk_layernorm=args.qk_layernorm, z_loss=args.z_loss,
                                 activation_checkpointing=args.activation_checkpointing,
-                                tp=args.tp, pp=args.pp, **overrides)
+                                tp=args.tp, pp=args.pp, **changes)
     finally:
         close_distributed()
     if rank != 0:
@@ -244,22 +258,11 @@ def _stopped(result) -> int:
     return 0
 
 
-# SFTSizes fields, and its loop's TrainConfig fields, that `llmfs sft` can override
-# (the rest belong to the chapter); sft() routes each to its section.
-SFT_HINTS = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(SFTSizes)}
-SFT_OPTIONS = [f.name for f in dataclasses.fields(SFTSizes)
-               if f.name not in ("loop", "eval_instructions", "examples_shown")] + [
-    f.name for f in dataclasses.fields(TrainConfig)
-    if SFT_HINTS[f.name] in (int, float, str) and f.name != "keep_checkpoints"]
-
-
 def cmd_sft(args: argparse.Namespace) -> int:
     """Instruction-tune chapter 04's model (chapter 08); resumes an interrupted run."""
-    overrides = {k: getattr(args, k) for k in SFT_OPTIONS
-                 if getattr(args, k) is not None}
     run = sft(args.profile, mask_prompt=not args.no_mask, base=args.base,
               data_path=args.data, out_dir=args.out, resume=not args.restart,
-              stop_at_step=args.stop_at_step, **overrides)
+              stop_at_step=args.stop_at_step, **overrides(args, "sft"))
     result = run.result
     print(f"run:          {run.run_dir}")
     print(f"instructions: {len(run.instructions['train']):,} for training, "
@@ -277,22 +280,11 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
-# What `llmfs dpo` can override: DPOSizes' fields (the sweep and the KL estimate
-# belong to the chapter; beta has its own option) and its loop's numbers.
-DPO_HINTS = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(DPOSizes)}
-DPO_OPTIONS = [f.name for f in dataclasses.fields(DPOSizes)
-               if f.name not in ("loop", "beta", "beta_sweep", "kl_prompts")] + [
-    f.name for f in dataclasses.fields(TrainConfig)
-    if DPO_HINTS[f.name] in (int, float, str) and f.name != "keep_checkpoints"]
-
-
 def cmd_dpo(args: argparse.Namespace) -> int:
     """Preference-tune chapter 08's model with DPO (chapter 09); resumes."""
-    overrides = {k: getattr(args, k) for k in DPO_OPTIONS
-                 if getattr(args, k) is not None}
     run = dpo(args.profile, beta=args.beta, sft_dir=args.sft, pairs_file=args.pairs,
               data_path=args.data, out_dir=args.out, resume=not args.restart,
-              stop_at_step=args.stop_at_step, **overrides)
+              stop_at_step=args.stop_at_step, **overrides(args, "dpo"))
     result = run.result
     print(f"run:        {run.run_dir}")
     print(f"pairs:      {len(run.pairs['train']):,} for training, "
@@ -347,26 +339,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("overrides of the profile's training section "
-                                      "(TrainConfig and TrainSizes)")
-    for name in TRAIN_OPTIONS:
-        flag, kind = "--" + name.replace("_", "-"), TRAIN_HINTS[name]
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction,
-                               default=None)
-        elif name in TRAIN_CHOICES:
-            group.add_argument(flag, choices=TRAIN_CHOICES[name],
-                               help="auto: bf16 where the hardware computes it "
-                               "natively, else fp32 (CPU) or fp16 (older GPU)")
-        elif name == "betas":
-            group.add_argument(flag, type=float, nargs=2, metavar=("B1", "B2"))
-        elif typing.get_origin(kind) is tuple:
-            group.add_argument(flag, type=int, nargs="*", metavar="STEP")
-        else:
-            group.add_argument(flag, type=kind, metavar=name.split("_")[-1].upper())
-
-
 def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     """The options every training command shares: data, run folder, restart, stop."""
     parser.add_argument("--data", default=None,
@@ -406,15 +378,23 @@ def _add_stability_options(parser: argparse.ArgumentParser) -> None:
                        "pass: less memory, more compute, the same numbers")
 
 
-def _add_overrides(group, names, hints) -> None:
-    """One flag per overridable field: a choice where TRAIN_CHOICES has one."""
-    for name in names:
+def _add_overrides(group, command: str) -> None:
+    """One flag per recipe option of ``command`` (see ``OPTIONS``)."""
+    for name, kind in OPTIONS[command].items():
         flag = "--" + name.replace("_", "-")
-        if name in TRAIN_CHOICES:
-            group.add_argument(flag, choices=TRAIN_CHOICES[name])
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction,
+                               default=None)
+        elif name in CHOICES:
+            group.add_argument(flag, choices=CHOICES[name],
+                               help="auto: bf16 where the hardware computes it "
+                               "natively, else fp32 (CPU) or fp16 (older GPU)")
+        elif name == "betas":
+            group.add_argument(flag, type=float, nargs=2, metavar=("B1", "B2"))
+        elif typing.get_origin(kind) is tuple:
+            group.add_argument(flag, type=int, nargs="*", metavar="STEP")
         else:
-            group.add_argument(flag, type=hints[name],
-                               metavar=name.split("_")[-1].upper())
+            group.add_argument(flag, type=kind, metavar=name.split("_")[-1].upper())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -481,7 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "gloo without)")
     train.add_argument("--local_rank", "--local-rank", type=int, default=None,
                        help=argparse.SUPPRESS)  # DeepSpeed's, after a script
-    _add_train_options(train)
+    _add_overrides(train.add_argument_group(
+        "overrides of the profile's training section (TrainConfig and TrainSizes)"),
+        "train")
     _add_stability_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -526,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--no-mask", action="store_true",
                       help="train on every token, the prompt's too (the comparison)")
     _add_overrides(tune.add_argument_group(
-        "overrides of the profile's SFTSizes and its loop"), SFT_OPTIONS, SFT_HINTS)
+        "overrides of the profile's SFTSizes and its loop"), "sft")
     tune.set_defaults(func=cmd_sft)
 
     pref = sub.add_parser("dpo", help=cmd_dpo.__doc__, description=cmd_dpo.__doc__)
@@ -542,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(pref, "artifacts/<profile>/preference/runs/<id>")
     group = pref.add_argument_group("overrides of the profile's DPOSizes and its "
                                     "loop (TrainConfig)")
-    _add_overrides(group, DPO_OPTIONS, DPO_HINTS)
+    _add_overrides(group, "dpo")
     pref.set_defaults(func=cmd_dpo)
 
     talk = sub.add_parser("chat", help=cmd_chat.__doc__,

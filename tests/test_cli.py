@@ -40,10 +40,10 @@ def test_profile_names_are_case_insensitive():
 
 
 def test_precision_choices_are_the_trainers():
-    from llm_from_scratch.__main__ import TRAIN_CHOICES
+    from llm_from_scratch.__main__ import CHOICES
     from llm_from_scratch.training.precision import PRECISIONS
 
-    assert set(TRAIN_CHOICES["precision"]) == {*PRECISIONS, "auto"}
+    assert set(CHOICES["precision"]) == {*PRECISIONS, "auto"}
 
 
 # --- llmfs generate -------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 """The cached pipeline: stories -> cleaned, deduplicated corpus -> tokenizer -> shards.
 
-It sits above data, dedup and tokenizer, and none of them imports it. Each product
+It sits above corpus, dedup and tokenizer, and none of them imports it. Each product
 is made once per profile, in the profile's artifacts directory, under a key of the
 data, the profile's sizes and the code that made it; a later call only reads.
 """

@@ -27,7 +27,9 @@ from llm_from_scratch.config.runtime import artifacts_dir, pick_device
 from llm_from_scratch.data.corpus import DataNotFoundError, local_data_dir
 from llm_from_scratch.data.corpus import EOT as EOT_TEXT
 from llm_from_scratch.data.prepare import prepare_tokens
-from llm_from_scratch.evaluation import tasks as ev
+from llm_from_scratch.evaluation.harness import TASK_PREFIX, EvalError
+from llm_from_scratch.evaluation.report import (LOCAL_TASKS, evaluate_model,
+                                                format_card, save_card)
 from llm_from_scratch.inference.generate import (check_request, check_sampling,
                                                  decode_stream, generate, load_model,
                                                  stream)
@@ -322,18 +324,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     row (chapter 10)."""
     names = [t.strip() for t in ",".join(args.tasks).split(",") if t.strip()]
     try:
-        row, results = ev.evaluate_model(
+        row, results = evaluate_model(
             args.model, names, args.profile, tokenizer=args.tokenizer,
             device=args.device, batch_size=args.batch_size, limit=args.limit)
-    except ev.EvalError as exc:
+    except EvalError as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
-    print(ev.format_card([row]))
+    print(format_card([row]))
     for task, r in results.items():
-        if "acc" not in r["metrics"] and task != ev.TASK_PREFIX + "bpb":
+        if "acc" not in r["metrics"] and task != TASK_PREFIX + "bpb":
             print(f"{task}: {json.dumps(r['metrics'])}")
     if args.out:
-        ev.save_card([row], args.out, profile=get_profile(args.profile).name,
+        save_card([row], args.out, profile=get_profile(args.profile).name,
                      limit=args.limit)
     print("JSON: " + json.dumps(row))
     return 0
@@ -551,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, required=True,
                     help="a Hugging Face directory, a checkpoint or a training run")
     evaluate.add_argument("--tasks", action="append", default=None, metavar="TASKS",
-                    help=f"comma-separated: {', '.join(ev.LOCAL_TASKS)} or task .yaml "
+                    help=f"comma-separated: {', '.join(LOCAL_TASKS)} or task .yaml "
                     "files (default: all five)")
     evaluate.add_argument("--profile", default="auto",
                     help="whose validation stories and sizes: " + ", ".join(PROFILE_NAMES))
@@ -572,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "tasks", 0) is None:
-        args.tasks = list(ev.LOCAL_TASKS)
+        args.tasks = list(LOCAL_TASKS)
     try:
         return args.func(args)
     except (UnknownProfileError, DataNotFoundError, CheckpointError,

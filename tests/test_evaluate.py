@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from llm_from_scratch.evaluation import tasks as ev
+from llm_from_scratch.evaluation import harness, report, tasks
 from llm_from_scratch.model.hf import save_hf
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 
@@ -50,7 +50,7 @@ def model_dir(model, tok, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lm(model, tok):
-    return ev.LLMFSLM(model=model, tokenizer=tok, batch_size=8)
+    return harness.LLMFSLM(model=model, tokenizer=tok, batch_size=8)
 
 
 def request(kind: str, *args):
@@ -66,7 +66,7 @@ def test_rolling_windows_are_lm_evals_and_predict_every_token_once():
     for _ in range(200):
         ids = [rng.randrange(1, 50) for _ in range(rng.randrange(1, 40))]
         context = rng.randrange(1, 12)
-        ours = ev.rolling_windows(ids, 0, context)
+        ours = harness.rolling_windows(ids, 0, context)
         theirs = [(c + p, len(p)) for c, p in map(
             make_disjoint_window, get_rolling_token_windows(ids, 0, context, 1))]
         assert ours == theirs
@@ -120,9 +120,9 @@ def test_bits_per_byte_three_ways_agree(lm, model, tok, model_dir, valid_stories
 
     stories = valid_stories[:12]  # several longer than the 64-token context
     eot = tok.token_to_id("<|endoftext|>")
-    package = ev.bits_per_byte_of(model, tok, stories, eot, batch_size=8)["bpb"]
-    path = ev.bpb_task(tmp_path, stories)
-    ours = ev.run_tasks(lm, [path])["tinystories_bpb"]["metrics"]["bits_per_byte"]
+    package = harness.bits_per_byte_of(model, tok, stories, eot, batch_size=8)["bpb"]
+    path = harness.bpb_task(tmp_path, stories)
+    ours = harness.run_tasks(lm, [path])["tinystories_bpb"]["metrics"]["bits_per_byte"]
     hf = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={model_dir},dtype=float32",
         tasks=["tinystories_bpb"], device="cpu", batch_size=4,
@@ -140,9 +140,9 @@ def test_tasks_build_deterministically_from_validation_stories_and_load_offline(
 
     sizes = get_profile("smoke").eval
     stories = valid_stories[:150]
-    a = ev.write_tasks(tmp_path / "a", stories, sizes)
-    b = ev.write_tasks(tmp_path / "b", stories, sizes)
-    assert set(a) == set(ev.TASKS) - {"instruct"}  # no instructions given
+    a = tasks.write_tasks(tmp_path / "a", stories, sizes)
+    b = tasks.write_tasks(tmp_path / "b", stories, sizes)
+    assert set(a) == set(tasks.TASKS) - {"instruct"}  # no instructions given
     for name in a:
         data = a[name].with_suffix(".jsonl")
         assert data.read_bytes() == b[name].with_suffix(".jsonl").read_bytes()
@@ -159,7 +159,7 @@ def test_tasks_build_deterministically_from_validation_stories_and_load_offline(
         assert len(set(r["choices"])) == 4
         assert story_ends_with(stories[int(r["id"].split("-")[1])],
                                r["choices"][r["label"]])
-    out = ev.run_tasks(lm, [a["cloze"], a["final_word"]], limit=5)
+    out = harness.run_tasks(lm, [a["cloze"], a["final_word"]], limit=5)
     assert {"acc", "acc_stderr", "acc_norm"} <= out["tinystories_cloze"]["metrics"].keys()
     assert len(out["tinystories_final_word"]["items"]) == 5
 
@@ -180,17 +180,17 @@ def test_instruction_task_scores_greedy_replies_with_chapter_08s_checkers(
     chat_model = grow_vocab(GPT(config), chat_tok.get_vocab_size()).eval()
     insts = build_instructions(  # prompts that leave room for a reply
         valid_stories[:40], "valid",
-        lambda p, r: len(chat_tok.encode(ev.chat_prompt(p) + r).ids), 200,
+        lambda p, r: len(chat_tok.encode(tasks.chat_prompt(p) + r).ids), 200,
         per_story=1, max_constraints=2, seed=0)[:10]
     assert len(insts) == 10
-    assert (chat_tok.encode(ev.chat_prompt(insts[0].prompt)).ids
+    assert (chat_tok.encode(tasks.chat_prompt(insts[0].prompt)).ids
             == render_chat(chat_tok, [{"role": "user", "content": insts[0].prompt}],
                            add_generation_prompt=True))
-    lm = ev.LLMFSLM(model=chat_model, tokenizer=chat_tok, batch_size=4)
+    lm = harness.LLMFSLM(model=chat_model, tokenizer=chat_tok, batch_size=4)
     for chat in (True, False):
-        path = ev.instruction_task(tmp_path, insts, chat, chat_model.config.context_len)
-        name = ev.task_name(path)
-        out = ev.run_tasks(lm, [path])[name]
+        path = tasks.instruction_task(tmp_path, insts, chat, chat_model.config.context_len)
+        name = harness.task_name(path)
+        out = harness.run_tasks(lm, [path])[name]
         replies = generate_replies(chat_model, chat_tok, [i.prompt for i in insts],
                                    chat=chat, batch_size=4)
         assert [x["reply"] for x in out["items"]] == replies
@@ -209,34 +209,34 @@ def test_contamination_check_finds_planted_training_text(valid_stories, data_dir
     from llm_from_scratch.data.corpus import load_stories
 
     train = load_stories("train", path=data_dir, max_stories=300)
-    items = [ev.item_text(r) for r in ev.cloze_items(valid_stories[:200], 30)]
-    planted = [ev.item_text(r) for r in ev.cloze_items(train, 5, seed=3)]
+    items = [report.item_text(r) for r in tasks.cloze_items(valid_stories[:200], 30)]
+    planted = [report.item_text(r) for r in tasks.cloze_items(train, 5, seed=3)]
     half = train[7][:len(train[7]) // 2]  # half a training story inside a new one
     planted.append(valid_stories[500] + " " + half)
-    overlap = ev.ngram_overlap(items + planted, train, n=8)
+    overlap = report.ngram_overlap(items + planted, train, n=8)
     assert (overlap[-6:-1] == 1.0).all()
     assert overlap[-1] > 2 * overlap[:-6].max()  # a shared passage stands out
     assert (overlap[:-6] < 0.5).all()  # real validation items: formulaic phrases only
 
 
 def test_paired_difference_judges_a_difference_against_its_error():
-    same = ev.paired_difference([1, 0, 1, 0] * 10, [1, 0, 1, 0] * 10)
+    same = report.paired_difference([1, 0, 1, 0] * 10, [1, 0, 1, 0] * 10)
     assert same["difference"] == 0 and same["verdict"] == "within noise"
-    better = ev.paired_difference([1] * 30 + [0] * 10, [1] * 10 + [0] * 30)
+    better = report.paired_difference([1] * 30 + [0] * 10, [1] * 10 + [0] * 30)
     assert better["difference"] == 0.5 and better["verdict"] == "real"
     assert better["stderr"] == pytest.approx(0.5 * (40 / 39) ** 0.5 / 40 ** 0.5)
-    noisy = ev.paired_difference([1, 0] * 10, [0, 1] * 5 + [1, 0] * 5)
+    noisy = report.paired_difference([1, 0] * 10, [0, 1] * 5 + [1, 0] * 5)
     assert noisy["verdict"] == "within noise"
     with pytest.raises(ValueError):
-        ev.paired_difference([1, 0], [1])
+        report.paired_difference([1, 0], [1])
 
 
 def test_sample_stats_count_distinct_and_repeated_ngrams():
-    loop = ev.sample_stats(["the cat sat the cat sat the cat sat"], ended=[False])
+    loop = report.sample_stats(["the cat sat the cat sat the cat sat"], ended=[False])
     assert loop["distinct_1"] == pytest.approx(3 / 9)
     assert loop["repetition"] == pytest.approx(1 - 3 / 6)
     assert loop["mean_words"] == 9 and loop["ended"] == 0.0
-    fresh = ev.sample_stats(["a b c d e", "f g h i j"])
+    fresh = report.sample_stats(["a b c d e", "f g h i j"])
     assert fresh["distinct_1"] == fresh["distinct_2"] == 1.0
     assert fresh["repetition"] == 0.0
 
@@ -245,11 +245,11 @@ def test_report_card_has_reserved_rows_and_round_trips(tmp_path):
     results = {"tinystories_cloze": {"metrics": {"acc_norm": 0.5, "acc_norm_stderr": 0.1,
                                                  "acc": 0.4, "acc_stderr": 0.1},
                                      "items": [{}] * 25}}
-    rows = [ev.card_row("pretrained", "chapter 04", results, 1.5),
-            ev.missing_row("DPO", "chapter 09", "artifacts/x/dpo")]
-    text = ev.format_card(rows)
+    rows = [report.card_row("pretrained", "chapter 04", results, 1.5),
+            report.missing_row("DPO", "chapter 09", "artifacts/x/dpo")]
+    text = report.format_card(rows)
     assert "0.500 +-0.100" in text and "not run" in text.splitlines()[-1]
-    saved = json.loads(ev.save_card(rows, tmp_path / "card.json", profile="x").read_text())
+    saved = json.loads(report.save_card(rows, tmp_path / "card.json", profile="x").read_text())
     assert saved["rows"] == rows and saved["profile"] == "x"
 
 

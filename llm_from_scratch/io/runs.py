@@ -12,7 +12,6 @@ to a Hugging Face folder stamped with the run's id, once, and swaps it in whole.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +19,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from llm_from_scratch.io.checkpoint import CheckpointError, load_latest
 from llm_from_scratch.io.storage import write_atomic
 
 RUN_FILE, TOKENIZER_FILE, METRICS_FILE = "run.json", "tokenizer.json", "metrics.jsonl"

@@ -35,11 +35,10 @@ from llm_from_scratch.inference.generate import (check_request, check_sampling,
                                                  stream)
 from llm_from_scratch.io.checkpoint import CheckpointError
 from llm_from_scratch.model.gpt import GPTConfig
-from llm_from_scratch.parallel.data_parallel import (PARALLEL_METHODS, LaunchError,
-                                                     close_distributed,
-                                                     init_distributed,
-                                                     launch_environment,
-                                                     rank_batch_size)
+from llm_from_scratch.parallel.data_parallel import PARALLEL_METHODS
+from llm_from_scratch.parallel.launch import (LaunchError, close_distributed,
+                                              init_distributed, launch_environment,
+                                              rank_batch_size)
 from llm_from_scratch.parallel.model_parallel import check_layout
 from llm_from_scratch.posttrain.chat import converse
 from llm_from_scratch.posttrain.instructions import ChatFormatError

@@ -21,7 +21,13 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (StateDictOptions,
                                                      get_model_state_dict)
 
-from llm_from_scratch.parallel import data_parallel as D
+from llm_from_scratch.parallel.ddp import (GradientBuckets, all_reduce_gradients,
+                                           apply_ddp, broadcast_parameters,
+                                           ring_all_reduce)
+from llm_from_scratch.parallel.launch import close_distributed, init_distributed
+from llm_from_scratch.parallel.sharded import (ZeRO1, apply_deepspeed, apply_fsdp,
+                                               deepspeed_config, load_sharded,
+                                               save_sharded)
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 from llm_from_scratch.training.optim import AdamW, param_groups
 
@@ -92,7 +98,7 @@ def check(name: str, weights: dict, ref: dict, tol: float) -> None:
 
 def replica() -> GPT:
     model = make_model(seed=dist.get_rank())  # different until broadcast
-    D.broadcast_parameters(model)
+    broadcast_parameters(model)
     return model
 
 
@@ -101,7 +107,7 @@ def data_parallel(rank: int, n: int) -> None:
     ref_sgd, ref_adamw = reference(sgd), reference(adamw)
     t = torch.randn(1000, generator=torch.Generator().manual_seed(rank))
     ours, theirs = t.clone(), t.clone()
-    sent = D.ring_all_reduce(ours)
+    sent = ring_all_reduce(ours)
     dist.all_reduce(theirs)
     # Two addends: IEEE addition commutes, so the ring and gloo agree bit for bit.
     assert torch.equal(ours, theirs) if n == 2 else torch.allclose(ours, theirs)
@@ -112,22 +118,22 @@ def data_parallel(rank: int, n: int) -> None:
     assert max_diff(dict(model.named_parameters()), ref_sgd) > 1e-3
 
     model = replica()
-    train(model, batches, sgd(model), lambda: D.all_reduce_gradients(model))
+    train(model, batches, sgd(model), lambda: all_reduce_gradients(model))
     check("naive", dict(model.named_parameters()), ref_sgd, SGD_TOL)
     model = replica()
-    buckets = D.GradientBuckets(model, bucket_bytes=16 * 1024)
+    buckets = GradientBuckets(model, bucket_bytes=16 * 1024)
     assert len(buckets.buckets) > 1
     train(model, batches, sgd(model), buckets.wait)
     check("bucketed", dict(model.named_parameters()), ref_sgd, SGD_TOL)
     model = make_model(seed=rank)
-    train(D.apply_ddp(model), batches, sgd(model))
+    train(apply_ddp(model), batches, sgd(model))
     check("ddp", dict(model.named_parameters()), ref_sgd, SGD_TOL)
 
     model, plain = replica(), replica()
-    zero = D.ZeRO1(param_groups(model, 0.1), lambda g: AdamW(g, lr=1e-3))
-    train(model, batches, zero, lambda: D.all_reduce_gradients(model))
+    zero = ZeRO1(param_groups(model, 0.1), lambda g: AdamW(g, lr=1e-3))
+    train(model, batches, zero, lambda: all_reduce_gradients(model))
     plain_opt = adamw(plain)
-    train(plain, batches, plain_opt, lambda: D.all_reduce_gradients(plain))
+    train(plain, batches, plain_opt, lambda: all_reduce_gradients(plain))
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(),
                                                  plain.parameters()))
     full, want = zero.state_dict(), plain_opt.state_dict()
@@ -136,10 +142,10 @@ def data_parallel(rank: int, n: int) -> None:
                for k in s)
     check("zero1", dict(model.named_parameters()), ref_adamw, ADAMW_TOL)
 
-    model = D.apply_fsdp(replica())
+    model = apply_fsdp(replica())
     train(model, batches, sgd(model))
     check("fsdp", full_weights(model), ref_sgd, SGD_TOL)
-    model = D.apply_fsdp(replica(), param_dtype=torch.bfloat16,
+    model = apply_fsdp(replica(), param_dtype=torch.bfloat16,
                          reduce_dtype=torch.float32)
     train(model, batches, sgd(model))
     moved = max_diff(dict(make_model().named_parameters()), ref_sgd)
@@ -155,8 +161,8 @@ def deepspeed_stages(rank: int, n: int) -> None:
     ref_sgd = reference(sgd)
     for stage in (1, 2, 3):
         model = make_model()
-        config = D.deepspeed_config(stage, micro_batch=BATCH // n, world_size=n)
-        engine = D.apply_deepspeed(model, sgd(model), config)
+        config = deepspeed_config(stage, micro_batch=BATCH // n, world_size=n)
+        engine = apply_deepspeed(model, sgd(model), config)
         for x, y in batches:
             engine.backward(engine(x, y)[1])
             engine.step()
@@ -177,14 +183,14 @@ def dcp(rank: int, n: int, mode: str, folder: str) -> None:
     from safetensors.torch import load_file, save_file
 
     batches = share(global_batches(), rank, n)
-    model = D.apply_fsdp(replica())
+    model = apply_fsdp(replica())
     optimizer = adamw(model)
     if mode == "save":
         train(model, batches[:2], optimizer)
-        D.save_sharded(os.path.join(folder, "ckpt-2proc"), model, optimizer,
+        save_sharded(os.path.join(folder, "ckpt-2proc"), model, optimizer,
                        step=torch.tensor(2))
     else:
-        state = D.load_sharded(os.path.join(folder, mode), model, optimizer,
+        state = load_sharded(os.path.join(folder, mode), model, optimizer,
                                step=torch.tensor(0))
         assert state["step"].item() == 2
     train(model, batches[2:], optimizer)
@@ -201,9 +207,9 @@ def dcp(rank: int, n: int, mode: str, folder: str) -> None:
 
 
 if __name__ == "__main__":
-    launch = D.init_distributed()
+    launch = init_distributed()
     try:
         {"data_parallel": data_parallel, "deepspeed": deepspeed_stages,
          "dcp": dcp}[sys.argv[1]](launch.rank, launch.world_size, *sys.argv[2:])
     finally:
-        D.close_distributed()
+        close_distributed()

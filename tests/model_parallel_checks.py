@@ -17,8 +17,8 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.pipelining import Schedule1F1B, ScheduleGPipe
 
 from llm_from_scratch.parallel import model_parallel as MP
-from llm_from_scratch.parallel.data_parallel import (apply_fsdp, close_distributed,
-                                                     init_distributed)
+from llm_from_scratch.parallel.launch import close_distributed, init_distributed
+from llm_from_scratch.parallel.sharded import apply_fsdp
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 LOGITS_TOL, GRAD_TOL, SGD_TOL, LR, BATCH, STEPS = 1e-5, 1e-6, 1e-6, 0.5, 8, 3

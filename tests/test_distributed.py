@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_from_scratch.parallel import data_parallel as D
+from llm_from_scratch.parallel.launch import (LaunchError, init_distributed,
+                                              launch_environment, rank_batch_size,
+                                              zero_memory)
+from llm_from_scratch.parallel.sharded import load_sharded, save_sharded
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = Path(__file__).with_name("distributed_checks.py")
@@ -35,9 +38,9 @@ def torchrun(*args: str, nproc: int = 2, timeout: float = 240,
 
 def test_zero_memory_reproduces_the_zero_papers_example():
     # Rajbhandari et al. 2020, Figure 1: 7.5B parameters, 64 devices, K = 12.
-    gb = [D.zero_memory(7.5e9, 64, stage)["total"] / 1e9 for stage in range(4)]
+    gb = [zero_memory(7.5e9, 64, stage)["total"] / 1e9 for stage in range(4)]
     assert [round(x, 1) for x in gb] == [120.0, 31.4, 16.6, 1.9]
-    assert D.zero_memory(100, 4, 2) == {"weights": 200, "gradients": 50.0,
+    assert zero_memory(100, 4, 2) == {"weights": 200, "gradients": 50.0,
                                         "optimizer states": 300.0, "total": 550.0}
 
 
@@ -67,14 +70,14 @@ def test_sharded_checkpoint_resumes_exactly_and_across_world_sizes(tmp_path):
     batches = C.global_batches()
     model = C.make_model(seed=1)  # overwritten by the checkpoint
     optimizer = C.adamw(model)
-    assert D.load_sharded(tmp_path / "ckpt-2proc", model, optimizer,
+    assert load_sharded(tmp_path / "ckpt-2proc", model, optimizer,
                           step=torch.tensor(0))["step"].item() == 2
     C.train(model, batches[2:], optimizer)
     assert C.max_diff(dict(model.named_parameters()), uninterrupted) <= C.ADAMW_TOL
     model = C.make_model()
     optimizer = C.adamw(model)
     C.train(model, batches[:2], optimizer)
-    D.save_sharded(tmp_path / "ckpt-1proc", model, optimizer, step=torch.tensor(2))
+    save_sharded(tmp_path / "ckpt-1proc", model, optimizer, step=torch.tensor(2))
     torchrun("dcp", "ckpt-1proc", str(tmp_path))
 
 
@@ -101,21 +104,21 @@ def test_rank_shares_are_disjoint_and_make_up_the_one_process_batch():
     ({"WORLD_SIZE": "two"}, "not a number"),
 ])
 def test_a_broken_launch_environment_is_a_one_line_error(env, message):
-    with pytest.raises(D.LaunchError, match=message) as info:
-        D.launch_environment(env)
+    with pytest.raises(LaunchError, match=message) as info:
+        launch_environment(env)
     assert "\n" not in str(info.value)
 
 
 def test_more_ranks_than_sequences_or_an_uneven_split_is_a_one_line_error():
-    assert D.rank_batch_size(16, 4) == 4
-    with pytest.raises(D.LaunchError, match="launch at most 8 processes"):
-        D.rank_batch_size(8, 16)
-    with pytest.raises(D.LaunchError, match="multiple of 3"):
-        D.rank_batch_size(8, 3)
+    assert rank_batch_size(16, 4) == 4
+    with pytest.raises(LaunchError, match="launch at most 8 processes"):
+        rank_batch_size(8, 16)
+    with pytest.raises(LaunchError, match="multiple of 3"):
+        rank_batch_size(8, 3)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_nccl_without_gpus_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
-    with pytest.raises(D.LaunchError, match="nccl backend needs CUDA GPUs"):
-        D.init_distributed("nccl")
+    with pytest.raises(LaunchError, match="nccl backend needs CUDA GPUs"):
+        init_distributed("nccl")

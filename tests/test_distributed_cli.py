@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_from_scratch.parallel import data_parallel as D
+from llm_from_scratch.parallel.data_parallel import deepspeed_run_config
+from llm_from_scratch.parallel.launch import LaunchError
 from llm_from_scratch.__main__ import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,9 +157,9 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_a_one_line_error(tmp_path
 def test_a_deepspeed_config_that_contradicts_the_run_is_a_one_line_error(tmp_path):
     config = tmp_path / "ds.json"
     config.write_text('{"zero_optimization": {"stage": 2}, "gradient_clipping": 0.5}')
-    with pytest.raises(D.LaunchError, match="gradient_clipping to 0.5 and the run"):
-        D.deepspeed_run_config(json.loads(config.read_text()), 4, 2, 2, 1.0)
-    assert D.deepspeed_run_config(None, 4, 2, 2, 1.0)["train_batch_size"] == 16
+    with pytest.raises(LaunchError, match="gradient_clipping to 0.5 and the run"):
+        deepspeed_run_config(json.loads(config.read_text()), 4, 2, 2, 1.0)
+    assert deepspeed_run_config(None, 4, 2, 2, 1.0)["train_batch_size"] == 16
     assert main(["train", "--profile", "smoke", "--deepspeed-config",
                  str(config)]) == 2  # without --parallel deepspeed
 

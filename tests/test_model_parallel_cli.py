@@ -13,7 +13,7 @@ import torch
 from test_distributed_cli import TWO, llmfs_train, losses
 
 from llm_from_scratch.__main__ import main
-from llm_from_scratch.parallel.data_parallel import LaunchError
+from llm_from_scratch.parallel.launch import LaunchError
 from llm_from_scratch.model.gpt import GPTConfig
 from llm_from_scratch.parallel.model_parallel import check_layout
 

@@ -22,8 +22,8 @@ What the module holds, up front:
   dimension and the pipeline bubble of a (data, tensor, pipeline) layout;
 - ``parallelize_model``: what ``llmfs train --tp/--pp`` applies under torchrun.
 
-Like ``data_parallel.py`` (chapter 06), whose launch helpers it uses, this module
-changes a model from outside; the model knows nothing of it.
+Like chapter 06's modules, whose launch helpers (``parallel.launch``) it uses,
+this module changes a model from outside; the model knows nothing of it.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.model.gpt import GPTConfig, parameter_counts
-from llm_from_scratch.parallel.data_parallel import (LaunchError, apply_fsdp,
-                                                     fsdp_sharding, parallelize,
-                                                     rank_batch_size)
+from llm_from_scratch.parallel.data_parallel import fsdp_sharding, parallelize
+from llm_from_scratch.parallel.launch import LaunchError, rank_batch_size
+from llm_from_scratch.parallel.sharded import apply_fsdp
 from llm_from_scratch.training.loop import Sharding
 from llm_from_scratch.training.metrics import IGNORE_INDEX
 from llm_from_scratch.training.optim import clip_grad_norm, param_groups

@@ -16,7 +16,10 @@ import torch
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.pipelining import Schedule1F1B, ScheduleGPipe
 
-from llm_from_scratch.parallel import model_parallel as MP
+from llm_from_scratch.parallel.pipeline import (gpipe, lm_loss, one_f_one_b,
+                                                pipeline_stage, split_stages, sync_tied,
+                                                tie_group)
+from llm_from_scratch.parallel.tensor import TP_COMM, CommCount, apply_tp, shard_tp
 from llm_from_scratch.parallel.launch import close_distributed, init_distributed
 from llm_from_scratch.parallel.sharded import apply_fsdp
 from llm_from_scratch.model.gpt import GPT, GPTConfig
@@ -77,24 +80,24 @@ def check_tp(rank, n):
     loss.backward()
     grads = {k: p.grad for k, p in ref_model.named_parameters()}
     ref = reference()
-    hand = MP.shard_tp(make_model())
-    MP.TP_COMM.update(all_reduce=0, bytes=0)
+    hand = shard_tp(make_model())
+    TP_COMM.update(all_reduce=0, bytes=0)
     out, tp_loss = hand(x, y)
-    assert MP.TP_COMM["all_reduce"] == 2 * CONFIG.n_layers  # one per sub-layer
+    assert TP_COMM["all_reduce"] == 2 * CONFIG.n_layers  # one per sub-layer
     tp_loss.backward()
-    assert MP.TP_COMM["all_reduce"] == 4 * CONFIG.n_layers
+    assert TP_COMM["all_reduce"] == 4 * CONFIG.n_layers
     assert (out - logits).abs().max() < LOGITS_TOL
     assert max((p.grad - block_of(grads[k], p, rank, n)).abs().max()
                for k, p in hand.named_parameters()) < GRAD_TOL
-    hand = MP.shard_tp(make_model())
+    hand = shard_tp(make_model())
     sgd_train(hand, hand.parameters(), plain_step)
     assert max((p - block_of(ref[k], p, rank, n)).abs().max()
                for k, p in hand.named_parameters()) < SGD_TOL
     print(f"[rank {rank}] tp-scratch: ok")
     mesh = init_device_mesh("cpu", (n,))
     for sp in (False, True):
-        model = MP.apply_tp(make_model(), mesh, sequence_parallel=sp)
-        with MP.CommCount() as count:
+        model = apply_tp(make_model(), mesh, sequence_parallel=sp)
+        with CommCount() as count:
             out = model(x, y)[0]
         assert (out - logits).abs().max() < LOGITS_TOL
         kinds = {"all_reduce"} if not sp else {"all_gather_into_tensor",
@@ -111,22 +114,22 @@ def check_pp(rank, p, m=4):
     shape = (BATCH // m, CONFIG.context_len, CONFIG.d_model)
     for name in ("gpipe", "1f1b", "ScheduleGPipe", "Schedule1F1B"):
         model = make_model()  # tied embeddings: first and last stage share it
-        stage, ties = MP.split_stages(model, p)[rank], MP.tie_group(model, p)
+        stage, ties = split_stages(model, p)[rank], tie_group(model, p)
         if name in ("gpipe", "1f1b"):
-            run = MP.gpipe if name == "gpipe" else MP.one_f_one_b
+            run = gpipe if name == "gpipe" else one_f_one_b
             logs = []
 
             def step(_, x, y):
                 logs.append(run(stage, list(x.chunk(m)), list(y.chunk(m)), shape))
         else:
             kind = ScheduleGPipe if name == "ScheduleGPipe" else Schedule1F1B
-            schedule = kind(MP.pipeline_stage(stage), n_microbatches=m,
-                            loss_fn=MP.lm_loss)
+            schedule = kind(pipeline_stage(stage), n_microbatches=m,
+                            loss_fn=lm_loss)
 
             def step(_, x, y):
                 schedule.step(x) if stage.first else schedule.step(target=y)
         sgd_train(model, stage.parameters(), step,
-                  after=lambda: MP.sync_tied(stage, ties))
+                  after=lambda: sync_tied(stage, ties))
         mine = {id(q) for q in stage.parameters()}
         assert max((q - ref[k]).abs().max() for k, q in model.named_parameters()
                    if id(q) in mine) < SGD_TOL
@@ -140,7 +143,7 @@ def check_pp(rank, p, m=4):
 def check_mesh(rank, n):
     mesh = init_device_mesh("cpu", (2, n // 2), mesh_dim_names=("dp", "tp"))
     model = make_model()
-    MP.apply_tp(model, mesh["tp"], sequence_parallel=True)
+    apply_tp(model, mesh["tp"], sequence_parallel=True)
     apply_fsdp(model, mesh=mesh["dp"])
     d, share = mesh["dp"].get_local_rank(), BATCH // 2
     sgd_train(model, model.parameters(), plain_step,

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from llm_from_scratch.parallel import model_parallel as MP
+from llm_from_scratch.parallel.model_parallel import choose_layout
+from llm_from_scratch.parallel.pipeline import stage_layers
+from llm_from_scratch.parallel.tensor import bytes_sent, check_tp_degree
 from llm_from_scratch.model.gpt import GPTConfig, swiglu_hidden
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +54,10 @@ def test_bad_degrees_are_one_line_errors():
     c = GPTConfig(vocab_size=96, n_layers=4, n_heads=4, n_kv_heads=2, d_model=32,
                   context_len=16)
     with pytest.raises(ValueError, match="key/value heads divisible by 4"):
-        MP.check_tp_degree(c, 4)
+        check_tp_degree(c, 4)
     with pytest.raises(ValueError, match="5 pipeline stages for 4 layers"):
-        MP.stage_layers(4, 5)
-    assert MP.stage_layers(5, 2) == [range(0, 3), range(3, 5)]
+        stage_layers(4, 5)
+    assert stage_layers(5, 2) == [range(0, 3), range(3, 5)]
 
 
 def test_layout_rule_reproduces_megatron_lms_1t_layout():
@@ -63,7 +65,7 @@ def test_layout_rule_reproduces_megatron_lms_1t_layout():
     # batch 3,072 of 2,048 tokens, optimizer states not sharded.
     c = GPTConfig(vocab_size=51200, n_layers=128, n_heads=160, d_model=25600,
                   context_len=2048, ffn_hidden=swiglu_hidden(25600))
-    lay = MP.choose_layout(c, 3072, 2048, 3072, shard_optimizer=False)
+    lay = choose_layout(c, 3072, 2048, 3072, shard_optimizer=False)
     assert (lay.dp, lay.tp, lay.pp) == (6, 8, 64)
     assert lay.bubble == pytest.approx(63 / (512 + 63))
-    assert MP.bytes_sent("all_reduce", 100, 4) == 150
+    assert bytes_sent("all_reduce", 100, 4) == 150

@@ -12,12 +12,13 @@ import sys
 import pytest
 import torch
 
-from llm_from_scratch.recipes.dpo import (DPOConfigError, PairDataset, PairsFormatError,
-                                          PreferencePair, check_beta, degeneracy, dpo,
-                                          dpo_loss, load_pairs, make_pairs,
-                                          pair_batches, preference_metrics,
-                                          reference_logps, reply_score, sample_pairs,
-                                          save_pairs, story_words)
+from llm_from_scratch.posttrain.preferences import (PairsFormatError, PreferencePair,
+                                                    degeneracy, load_pairs, make_pairs,
+                                                    reply_score, save_pairs,
+                                                    story_words)
+from llm_from_scratch.recipes.dpo import (DPOConfigError, PairDataset, check_beta, dpo,
+                                          dpo_loss, pair_batches, preference_metrics,
+                                          reference_logps, sample_pairs)
 from llm_from_scratch.posttrain.instructions import (Constraint, Instruction,
                                                      add_chat_tokens)
 from llm_from_scratch.model.gpt import GPT, GPTConfig

@@ -9,8 +9,8 @@ What the module holds, up front:
   instruction from the instruction-tuned model, scored by chapter 08's checkers
   with a guard against degenerate text (empty, looping, or gibberish: words
   the training stories never contain); chosen = a best reply, rejected = a
-  worst, ties dropped; ``save_pairs`` / ``load_pairs`` keep them as JSONL with
-  the settings that made them; ``preference_pairs`` makes them once per profile;
+  worst, ties dropped (the scoring, the pairing and the JSONL pairs file are
+  ``posttrain.preferences``); ``preference_pairs`` makes them once per profile;
 - ``sequence_logps``: a reply's log-probability, summed over its tokens;
 - ``dpo_loss`` (Rafailov et al., 2023): -log sigmoid of the difference of the
   implicit rewards beta * log(pi / pi_ref) of the chosen and the rejected reply;
@@ -29,7 +29,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +44,14 @@ from llm_from_scratch.data.prepare import prepare_corpus
 from llm_from_scratch.inference.generate import load_model
 from llm_from_scratch.io.checkpoint import CheckpointError
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
-from llm_from_scratch.io.storage import file_sha256, json_digest, write_atomic
+from llm_from_scratch.io.storage import file_sha256, json_digest
 from llm_from_scratch.posttrain.instructions import (IGNORE_INDEX, Instruction,
                                                      SFTDataset, chat_ids,
-                                                     instruction_sets, sft_example,
-                                                     words)
+                                                     instruction_sets, sft_example)
+from llm_from_scratch.posttrain.preferences import (MAX_REPEATED, MAX_UNKNOWN, REPEAT_N,
+                                                    PairsFormatError, PreferencePair,
+                                                    load_pairs, make_pairs, save_pairs,
+                                                    story_words)
 from llm_from_scratch.recipes.sft import (generate_replies, save_chat_model, sft,
                                           trim_padding)
 from llm_from_scratch.training.loop import REPORTING_FIELDS, TrainConfig, train
@@ -93,79 +96,6 @@ def sequence_logps(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     return -nll.view(y.shape).sum(-1)
 
 
-REPEAT_N = 4  # the repetition guard looks at word 4-grams
-MAX_REPEATED = 0.5  # more than half of them seen before in the reply: a loop
-MAX_UNKNOWN = 0.2  # over a fifth of its words never in the training stories
-
-
-def story_words(stories: Iterable[str]) -> frozenset[str]:
-    """Every word of stories, lower-cased: the vocabulary the gibberish guard
-    trusts (the training stories the tokenizer and the model learned from)."""
-    return frozenset(w.lower() for story in stories for w in words(story))
-
-
-def degeneracy(reply: str, known: Set[str] | None = None) -> str | None:
-    """Why a reply is degenerate text, or None: "empty" (not one word),
-    "repetitive" (over MAX_REPEATED of its word 4-grams occurred before in it) or,
-    given the known words, "gibberish" (over MAX_UNKNOWN of its words are not
-    among them: invented strings such as "Chirpparparpar")."""
-    found = [w.lower() for w in words(reply)]
-    if not found:
-        return "empty"
-    grams = [tuple(found[i:i + REPEAT_N]) for i in range(len(found) - REPEAT_N + 1)]
-    if grams and 1 - len(set(grams)) / len(grams) > MAX_REPEATED:
-        return "repetitive"
-    if known is not None and sum(w not in known for w in found) > MAX_UNKNOWN * len(
-            found):
-        return "gibberish"
-    return None
-
-
-def reply_score(instruction: Instruction, reply: str,
-                known: Set[str] | None = None) -> float:
-    """The share of the instruction's constraints that the reply obeys; -1 for
-    degenerate text (``degeneracy(reply, known)``), below any reply that is not."""
-    if degeneracy(reply, known):
-        return -1.0
-    verdicts = instruction.obeyed_by(reply)
-    return sum(verdicts.values()) / max(1, len(verdicts))
-
-
-@dataclass(frozen=True)
-class PreferencePair:
-    """A prompt, a reply preferred to another, their scores, and the source of
-    the instruction (``split:index``, as chapter 08 records it)."""
-
-    prompt: str
-    chosen: str
-    rejected: str
-    chosen_score: float | None = None
-    rejected_score: float | None = None
-    source: str = ""
-
-
-def make_pairs(instructions: Sequence[Instruction],
-               replies: Sequence[Sequence[str]], known: Set[str] | None = None
-               ) -> tuple[list[PreferencePair], Counter]:
-    """One pair per instruction whose replies do not all score the same: chosen is
-    its first best reply, rejected its first worst; and counts of what happened.
-    known: the words the gibberish guard trusts (``story_words``)."""
-    pairs, counts = [], Counter()
-    for inst, options in zip(instructions, replies, strict=True):
-        scores = [reply_score(inst, r, known) for r in options]
-        counts["replies"] += len(options)
-        counts["degenerate"] += sum(s < 0 for s in scores)
-        best, worst = max(scores), min(scores)
-        if best == worst:
-            counts["ties, all obeyed" if best == 1 else "ties, other"] += 1
-            continue
-        pairs.append(PreferencePair(inst.prompt, options[scores.index(best)],
-                                    options[scores.index(worst)], best, worst,
-                                    inst.source))
-        counts["pairs"] += 1
-    return pairs, counts
-
-
 def sample_pairs(model: nn.Module, tokenizer, instructions: Sequence[Instruction],
                  split: str, *, samples: int, temperature: float = 1.0,
                  top_p: float | None = None, max_new_tokens: int | None = None,
@@ -193,62 +123,6 @@ def sample_pairs(model: nn.Module, tokenizer, instructions: Sequence[Instruction
                             top_p=top_p, seed=seed)
     grouped = [flat[k * samples:(k + 1) * samples] for k in range(len(instructions))]
     return (*make_pairs(instructions, grouped, known), grouped)
-
-
-class PairsFormatError(ValueError):
-    """A preference-pairs file that cannot be used; names the row and the problem."""
-
-
-PAIR_FIELDS = tuple(f.name for f in dataclasses.fields(PreferencePair))
-NEEDED = ("prompt", "chosen", "rejected")
-
-
-def save_pairs(path: str | os.PathLike, pairs: Sequence[PreferencePair],
-               settings: dict) -> Path:
-    """JSONL: a first row {"settings": ...}, what made the pairs, then a row a pair."""
-    rows = [{"settings": settings}, *(dataclasses.asdict(p) for p in pairs)]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
-    return Path(path)
-
-
-def load_pairs(path: str | os.PathLike, allow_empty: bool = False
-               ) -> tuple[list[PreferencePair], dict]:
-    """(pairs, settings) of a JSONL file (the settings row is optional); a row that
-    is not a pair raises PairsFormatError with its number and its problem, as does
-    a file without a pair unless allow_empty (a split whose instructions all tied).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PairsFormatError(f"{path}: no such file")
-    pairs, settings = [], {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PairsFormatError(f"{path}: row {n}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise PairsFormatError(f"{path}: row {n}: not a JSON object")
-        if n == 1 and list(row) == ["settings"]:
-            settings = row["settings"]
-            continue
-        # An empty reply is a fair one to reject (a sampled reply may end at once).
-        bad = [k for k in NEEDED if not isinstance(row.get(k), str)
-               or (k != "rejected" and not row[k].strip())]
-        if bad:
-            raise PairsFormatError(
-                f"{path}: row {n}: {', '.join(bad)} missing or empty (each row "
-                "needs the strings prompt, chosen and rejected; only rejected may "
-                "be empty)")
-        if row["chosen"] == row["rejected"]:
-            raise PairsFormatError(f"{path}: row {n}: chosen and rejected are the "
-                                   "same reply")
-        pairs.append(PreferencePair(**{k: row[k] for k in PAIR_FIELDS if k in row}))
-    if not pairs and not allow_empty:
-        raise PairsFormatError(f"{path}: not one pair in it")
-    return pairs, settings
 
 
 def sft_folder(profile: str, sft_dir: str | os.PathLike | None = None,

@@ -41,7 +41,7 @@ from llm_from_scratch.parallel.launch import (LaunchError, close_distributed,
                                               rank_batch_size)
 from llm_from_scratch.parallel.model_parallel import check_layout
 from llm_from_scratch.posttrain.chat import converse
-from llm_from_scratch.posttrain.instructions import ChatFormatError
+from llm_from_scratch.posttrain.chat import ChatFormatError
 from llm_from_scratch.posttrain.preferences import PairsFormatError
 from llm_from_scratch.recipes.dpo import DPOConfigError, dpo
 from llm_from_scratch.recipes.pretrain import final_evaluation, pretrain

@@ -19,8 +19,8 @@ from llm_from_scratch.posttrain.preferences import (PairsFormatError, Preference
 from llm_from_scratch.recipes.dpo import (DPOConfigError, PairDataset, check_beta, dpo,
                                           dpo_loss, pair_batches, preference_metrics,
                                           reference_logps, sample_pairs)
-from llm_from_scratch.posttrain.instructions import (Constraint, Instruction,
-                                                     add_chat_tokens)
+from llm_from_scratch.posttrain.chat import add_chat_tokens
+from llm_from_scratch.posttrain.instructions import Constraint, Instruction
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -170,9 +170,8 @@ def test_instruction_task_scores_greedy_replies_with_chapter_08s_checkers(
     (sft.generate_replies + follow_rates) on the same model and instructions."""
     import dataclasses
 
-    from llm_from_scratch.posttrain.instructions import (add_chat_tokens,
-                                                         build_instructions, grow_vocab,
-                                                         render_chat)
+    from llm_from_scratch.posttrain.chat import add_chat_tokens, grow_vocab, render_chat
+    from llm_from_scratch.posttrain.instructions import build_instructions
     from llm_from_scratch.recipes.sft import follow_rates, generate_replies
 
     chat_tok = add_chat_tokens(tok)

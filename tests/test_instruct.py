@@ -7,16 +7,15 @@ import random
 import pytest
 import torch
 
-from llm_from_scratch.posttrain.instructions import (CHAT_TOKENS, END, IGNORE_INDEX,
-                                                     KINDS, ChatFormatError, Constraint,
-                                                     add_chat_tokens,
+from llm_from_scratch.model.gpt import IGNORE_INDEX
+from llm_from_scratch.posttrain.chat import (CHAT_TOKENS, END, ChatFormatError,
+                                             add_chat_tokens, grow_vocab, render_chat,
+                                             sft_example, shift_and_mask)
+from llm_from_scratch.posttrain.instructions import (KINDS, Constraint,
                                                      build_instructions,
                                                      character_names,
-                                                     derive_instruction, grow_vocab,
-                                                     load_instruct,
-                                                     parse_instruct_record, render_chat,
-                                                     sentences, sft_example,
-                                                     shift_and_mask)
+                                                     derive_instruction, load_instruct,
+                                                     parse_instruct_record, sentences)
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 
 STORY = ('Tom had a red ball. He threw it to Lily. "Catch!" he said. Lily laughed '
@@ -280,9 +279,8 @@ def test_instruction_sets_are_read_back_from_their_cache_unchanged(tokenizers,
                                                                    tmp_path):
     import dataclasses
 
-    from llm_from_scratch.posttrain.instructions import (instruction_from_json,
-                                                         instruction_sets,
-                                                         instruction_to_json)
+    from llm_from_scratch.posttrain.chat import (instruction_from_json,
+                                                 instruction_sets, instruction_to_json)
     from llm_from_scratch.config.profiles import get_profile
 
     _, chat_tok = tokenizers

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from llm_from_scratch.posttrain.instructions import (Constraint, Instruction,
-                                                     add_chat_tokens, grow_vocab)
+from llm_from_scratch.posttrain.chat import add_chat_tokens, grow_vocab
+from llm_from_scratch.posttrain.instructions import Constraint, Instruction
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 from llm_from_scratch.recipes.sft import (Z95, follow_rates, save_chat_model, sft,
                                           sft_loss, wilson_interval)
@@ -137,7 +137,7 @@ def chat_dir(tmp_path_factory, valid_stories):
 
 def test_chat_streams_a_reply_to_each_piped_line(chat_dir):
     from llm_from_scratch.inference.generate import generate, load_model
-    from llm_from_scratch.posttrain.instructions import END, render_chat
+    from llm_from_scratch.posttrain.chat import END, render_chat
 
     out = llmfs("chat", "--model", str(chat_dir), "--greedy", "--max-new-tokens",
                 "6", stdin="Write a story.\n\nUse the word ball.\n")

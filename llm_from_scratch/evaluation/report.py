@@ -26,7 +26,7 @@ from llm_from_scratch.evaluation.harness import (LLMFSLM, TASK_PREFIX, EvalError
                                                  run_tasks, task_name)
 from llm_from_scratch.evaluation.tasks import CARD_METRIC, CHANCE, TASKS, build_tasks
 from llm_from_scratch.inference.generate import generate, load_model
-from llm_from_scratch.posttrain.instructions import USER
+from llm_from_scratch.posttrain.chat import USER
 
 
 def ngram_overlap(texts: Sequence[str], reference: Sequence[str], n: int = 8

@@ -19,11 +19,9 @@ from llm_from_scratch.data.corpus import EOT
 from llm_from_scratch.data.prepare import load_or_train, prepare_corpus
 from llm_from_scratch.evaluation.harness import (TASK_PREFIX, EvalError, bpb_task,
                                                  task_name, write_task)
-from llm_from_scratch.posttrain.instructions import (ASSISTANT, END, USER,
-                                                     add_chat_tokens,
-                                                     instruction_from_json,
-                                                     instruction_sets,
-                                                     instruction_to_json)
+from llm_from_scratch.posttrain.chat import (ASSISTANT, END, USER, add_chat_tokens,
+                                             instruction_from_json, instruction_sets,
+                                             instruction_to_json)
 from llm_from_scratch.posttrain.instructions import sentences as split_sentences
 from llm_from_scratch.recipes.sft import plain_prompt
 

@@ -45,9 +45,10 @@ from llm_from_scratch.inference.generate import load_model
 from llm_from_scratch.io.checkpoint import CheckpointError
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.io.storage import file_sha256, json_digest
-from llm_from_scratch.posttrain.instructions import (IGNORE_INDEX, Instruction,
-                                                     SFTDataset, chat_ids,
-                                                     instruction_sets, sft_example)
+from llm_from_scratch.model.gpt import IGNORE_INDEX
+from llm_from_scratch.posttrain.chat import (SFTDataset, chat_ids, instruction_sets,
+                                             sft_example)
+from llm_from_scratch.posttrain.instructions import Instruction
 from llm_from_scratch.posttrain.preferences import (MAX_REPEATED, MAX_UNKNOWN, REPEAT_N,
                                                     PairsFormatError, PreferencePair,
                                                     load_pairs, make_pairs, save_pairs,

@@ -39,11 +39,11 @@ from llm_from_scratch.io.checkpoint import CheckpointError
 from llm_from_scratch.io.runs import TOKENIZER_FILE, export_run, tokenizer_digest
 from llm_from_scratch.io.storage import file_sha256, json_digest
 from llm_from_scratch.model.hf import load_hf, save_hf
-from llm_from_scratch.posttrain.instructions import (CHAT_TEMPLATE, END, IGNORE_INDEX,
-                                                     KINDS, Instruction, SFTDataset,
-                                                     add_chat_tokens, chat_ids,
-                                                     grow_vocab, instruction_sets,
-                                                     render_chat)
+from llm_from_scratch.model.gpt import IGNORE_INDEX
+from llm_from_scratch.posttrain.chat import (CHAT_TEMPLATE, END, SFTDataset,
+                                             add_chat_tokens, chat_ids, grow_vocab,
+                                             instruction_sets, render_chat)
+from llm_from_scratch.posttrain.instructions import KINDS, Instruction
 from llm_from_scratch.recipes.pretrain import pretrain
 from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainConfig, evaluate,
                                             next_token_loss, train)

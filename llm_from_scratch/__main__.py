@@ -46,7 +46,7 @@ from llm_from_scratch.posttrain.preferences import PairsFormatError
 from llm_from_scratch.recipes.dpo import DPOConfigError, dpo
 from llm_from_scratch.recipes.pretrain import final_evaluation, pretrain
 from llm_from_scratch.recipes.sft import InstructionSetError, sft
-from llm_from_scratch.training.loop import TrainConfig
+from llm_from_scratch.config.training import TrainConfig
 from llm_from_scratch.training.metrics import perplexity
 from llm_from_scratch.training.precision import choose_precision
 from llm_from_scratch.training.precision import CHOICES as PRECISION_CHOICES

@@ -166,7 +166,7 @@ def test_a_deepspeed_config_that_contradicts_the_run_is_a_one_line_error(tmp_pat
 
 def test_a_resume_with_per_rank_data_positions_under_another_world_size_fails():
     from llm_from_scratch.io.checkpoint import CheckpointMismatchError
-    from llm_from_scratch.training.loop import data_position
+    from llm_from_scratch.training.distributed import data_position
 
     shuffled = {"data": {"epoch": 0, "index": 16}, "consumed": 4}
     assert data_position([shuffled] * 2, 0, 1) == shuffled  # global: shared out

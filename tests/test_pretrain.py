@@ -63,7 +63,8 @@ def test_a_checkpoint_loads_with_its_run_folders_tokenizer(tmp_path, valid_stori
     from llm_from_scratch.data.batches import ShuffledBatches
     from llm_from_scratch.inference.generate import load_model
     from llm_from_scratch.data.tokenizer import train_hf_tokenizer
-    from llm_from_scratch.training.loop import TrainConfig, train
+    from llm_from_scratch.config.training import TrainConfig
+    from llm_from_scratch.training.loop import train
     from tests.test_train import Windows, tiny_model
 
     tok = train_hf_tokenizer(valid_stories[:100], 300)

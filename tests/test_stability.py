@@ -13,7 +13,8 @@ from llm_from_scratch.model.gpt import GPT, GPTConfig
 from llm_from_scratch.training.stability import (first_non_finite,
                                                  log_normaliser, max_attention_logits,
                                                  z_loss)
-from llm_from_scratch.training.loop import TrainConfig, next_token_loss, train
+from llm_from_scratch.config.training import TrainConfig
+from llm_from_scratch.training.loop import next_token_loss, train
 
 V, T = 97, 16
 

@@ -28,7 +28,8 @@ from llm_from_scratch.training.metrics import (bits_per_byte, perplexity,
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from llm_from_scratch.training.precision import LossScaler
-from llm_from_scratch.training.loop import (NonFiniteLossError, TrainConfig, evaluate,
+from llm_from_scratch.config.training import TrainConfig
+from llm_from_scratch.training.loop import (NonFiniteLossError, evaluate,
                                             next_token_loss, train, train_step)
 
 ROOT = Path(__file__).resolve().parent.parent

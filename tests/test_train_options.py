@@ -18,7 +18,8 @@ from llm_from_scratch.io.checkpoint import CheckpointMismatchError
 from llm_from_scratch.model.gpt import GPT, GPTConfig
 from llm_from_scratch.recipes.pretrain import (pretrain, run_id, stability_options,
                                                training_loss)
-from llm_from_scratch.training.loop import TrainConfig, next_token_loss
+from llm_from_scratch.config.training import TrainConfig
+from llm_from_scratch.training.loop import next_token_loss
 from llm_from_scratch.config.runtime import artifacts_dir
 
 QUIET = dict(eval_interval=0, sample_steps=(), checkpoint_interval=0)

@@ -17,7 +17,7 @@ from llm_from_scratch.parallel.ddp import apply_ddp
 from llm_from_scratch.parallel.launch import LaunchError
 from llm_from_scratch.parallel.sharded import (ZeRO1, apply_deepspeed, apply_fsdp,
                                                deepspeed_config)
-from llm_from_scratch.training.loop import Sharding
+from llm_from_scratch.training.distributed import Sharding
 from llm_from_scratch.training.optim import AdamW, param_groups
 
 

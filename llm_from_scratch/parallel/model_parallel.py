@@ -23,7 +23,7 @@ from llm_from_scratch.parallel.pipeline import (Stage, lm_loss, one_f_one_b,
                                                 tie_group)
 from llm_from_scratch.parallel.sharded import apply_fsdp
 from llm_from_scratch.parallel.tensor import apply_tp, check_tp_degree
-from llm_from_scratch.training.loop import Sharding
+from llm_from_scratch.training.distributed import Sharding
 from llm_from_scratch.training.metrics import IGNORE_INDEX
 from llm_from_scratch.training.optim import clip_grad_norm, param_groups
 

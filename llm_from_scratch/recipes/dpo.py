@@ -55,7 +55,8 @@ from llm_from_scratch.posttrain.preferences import (MAX_REPEATED, MAX_UNKNOWN, R
                                                     story_words)
 from llm_from_scratch.recipes.sft import (generate_replies, save_chat_model, sft,
                                           trim_padding)
-from llm_from_scratch.training.loop import REPORTING_FIELDS, TrainConfig, train
+from llm_from_scratch.config.training import TrainConfig
+from llm_from_scratch.training.loop import REPORTING_FIELDS, train
 from llm_from_scratch.training.precision import autocast, resolve_precision
 
 

@@ -37,10 +37,11 @@ from llm_from_scratch.io.storage import file_sha256, json_digest, write_atomic
 from llm_from_scratch.model.gpt import GPT, GPTConfig, flops_per_token, model_record
 from llm_from_scratch.model.hf import save_hf
 from llm_from_scratch.parallel.model_parallel import parallelize_model
-from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainConfig, TrainResult,
-                                            data_rank_and_world, evaluate,
-                                            next_token_loss, rank_and_world, train,
-                                            unwrap)
+from llm_from_scratch.config.training import TrainConfig
+from llm_from_scratch.training.distributed import (data_rank_and_world, rank_and_world,
+                                                   unwrap)
+from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainResult, evaluate,
+                                            next_token_loss, train)
 from llm_from_scratch.training.memory import apply_activation_checkpointing
 from llm_from_scratch.training.metrics import token_byte_lengths
 from llm_from_scratch.training.precision import peak_flops, resolve_precision

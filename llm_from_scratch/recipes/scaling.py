@@ -23,7 +23,8 @@ from llm_from_scratch.data.prepare import load_or_train, prepare_tokens
 from llm_from_scratch.io.checkpoint import CheckpointMismatchError
 from llm_from_scratch.model.gpt import GPT, GPTConfig, matmul_parameters
 from llm_from_scratch.recipes.pretrain import data_identity
-from llm_from_scratch.training.loop import TrainConfig, train
+from llm_from_scratch.config.training import TrainConfig
+from llm_from_scratch.training.loop import train
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:

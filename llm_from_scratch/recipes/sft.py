@@ -45,8 +45,9 @@ from llm_from_scratch.posttrain.chat import (CHAT_TEMPLATE, END, SFTDataset,
                                              instruction_sets, render_chat)
 from llm_from_scratch.posttrain.instructions import KINDS, Instruction
 from llm_from_scratch.recipes.pretrain import pretrain
-from llm_from_scratch.training.loop import (REPORTING_FIELDS, TrainConfig, evaluate,
-                                            next_token_loss, train)
+from llm_from_scratch.config.training import TrainConfig
+from llm_from_scratch.training.loop import (REPORTING_FIELDS, evaluate, next_token_loss,
+                                            train)
 from llm_from_scratch.training.metrics import token_byte_lengths
 from llm_from_scratch.training.precision import resolve_precision
 

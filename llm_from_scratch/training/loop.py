@@ -60,11 +60,14 @@ from torch import nn
 from llm_from_scratch.config.runtime import progress
 from llm_from_scratch.config.training import TrainConfig
 from llm_from_scratch.data.batches import BatchStream
-from llm_from_scratch.io.checkpoint import (CheckpointMismatchError, load_latest,
-                                            save_checkpoint)
+from llm_from_scratch.io.checkpoint import load_latest, save_checkpoint
 from llm_from_scratch.io.runs import RUN_FILE, MetricsLog, write_run_files
 from llm_from_scratch.io.signals import StopOnSignal
 from llm_from_scratch.model.gpt import GPTConfig, model_record
+from llm_from_scratch.training.distributed import (Sharding, _no_sync, _to, all_reduce,
+                                                   data_position, data_rank_and_world,
+                                                   rank_and_world, syncs_gradients,
+                                                   unwrap)
 from llm_from_scratch.training.metrics import IGNORE_INDEX, bits_per_byte, target_bytes
 from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from llm_from_scratch.training.precision import (LossScaler, autocast, choose_precision,
@@ -91,72 +94,6 @@ def next_token_loss(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor
     loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(),
                                ignore_index=IGNORE_INDEX, reduction="sum")
     return loss_sum, (y != IGNORE_INDEX).sum()
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside torch.compile's and DDP's wrappers (they share its weights)."""
-    while True:
-        if hasattr(model, "_orig_mod"):  # torch.compile
-            model = model._orig_mod
-        elif isinstance(getattr(model, "module", None), nn.Module):  # DDP, FSDP1
-            model = model.module
-        else:
-            return model
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(this process's rank, the number of processes); (0, 1) without distributed."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def data_rank_and_world(group=None) -> tuple[int, int]:
-    """(rank, size) in the group of ranks that read different batches: every
-    rank (None), or one data-parallel dimension of a mesh (chapter 07)."""
-    if group is None:
-        return rank_and_world()
-    return torch.distributed.get_rank(group), torch.distributed.get_world_size(group)
-
-
-def all_reduce(values: list[float], device, op: str = "sum",
-               group=None) -> list[float]:
-    """Sum (or max) numbers over every rank (or a group's); returns them unchanged
-    on one process."""
-    if rank_and_world()[1] == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    ops = {"sum": torch.distributed.ReduceOp.SUM, "max": torch.distributed.ReduceOp.MAX}
-    torch.distributed.all_reduce(t, op=ops[op], group=group)
-    return t.tolist()
-
-
-def _to(batch, device):
-    """A batch with every tensor in it (tuple, list, dict) on ``device``."""
-    if torch.is_tensor(batch):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to(v, device) for v in batch)
-    return batch
-
-
-def syncs_gradients(model: nn.Module) -> bool:
-    """Whether a wrapper averages gradients over ranks in backward (DDP, FSDP)."""
-    model = getattr(model, "_orig_mod", model)  # through torch.compile
-    return hasattr(model, "no_sync") or hasattr(model, "set_requires_gradient_sync")
-
-
-def _no_sync(model: nn.Module, skip: bool):
-    """Skip the gradient all-reduce of this backward (DDP, FSDP2) when ``skip``."""
-    model = getattr(model, "_orig_mod", model)  # through torch.compile
-    if hasattr(model, "no_sync"):  # DDP, FSDP1
-        return model.no_sync() if skip else contextlib.nullcontext()
-    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2's fully_shard
-        model.set_requires_gradient_sync(not skip)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -326,58 +263,6 @@ def _stop_requested(signals: StopOnSignal, step: int, stop_at_step: int | None,
     codes = ["SIGINT", "SIGTERM", "stop_at_step"]
     code = all_reduce([codes.index(why) + 1 if why else 0], device, "max")[0]
     return codes[int(code) - 1] if code else None
-
-
-@dataclass(frozen=True)
-class Sharding:
-    """What the loop asks of a model or optimizer that no rank holds whole
-    (chapter 06's ``parallelize`` fills it in). Every rank calls each hook.
-
-    optimizer(param_groups, make) -> the optimizer the loop steps, where
-        make(groups) builds the loop's AdamW (ZeRO-1 shards its state);
-    whole(model, optimizer) -> (module, optimizer) holding the full state, on
-        rank 0 (None elsewhere): what checkpoints save and samples run on;
-    load(load_fn, model, optimizer): load_fn(module, optimizer) restores a
-        checkpoint into whole copies; the hook puts them into the shards;
-    backward(loss), step() -> gradient norm: for an engine that averages, clips
-        and steps itself (DeepSpeed's), in place of the loop's own;
-    schedule(model, batches, scale) -> (loss sum, targets) of a step's (x, y)
-        micro-batches, their forward and backward done, the gradient of
-        scale(loss sum) of each, averaged over the data dimension: a pipeline
-        (chapter 07), in place of the loop's micro-batch loop;
-    clip(params, max_norm) -> gradient norm: clip_grad_norm over the whole
-        model when this rank holds only a part of it in plain tensors (a
-        pipeline stage);
-    data_group: the ranks that read different batches, over which losses and
-        targets are summed (None: every rank; a mesh's data dimension when
-        tensor- or pipeline-parallel ranks share their batches).
-    """
-
-    optimizer: Callable | None = None
-    whole: Callable | None = None
-    load: Callable | None = None
-    backward: Callable | None = None
-    step: Callable | None = None
-    schedule: Callable | None = None
-    clip: Callable | None = None
-    data_group: object = None
-
-
-def data_position(positions: list[dict], rank: int, world: int) -> dict:
-    """This rank's data position from a checkpoint's, under any world size.
-
-    The same world size: each rank its own. Another one only when the positions
-    are one global position (ShuffledBatches': rows of every rank handed out),
-    which every rank then reads its share from; else a one-line error.
-    """
-    if len(positions) == world:
-        return positions[rank]
-    if "data" in positions[0] and all(p == positions[0] for p in positions):
-        return positions[0]
-    raise CheckpointMismatchError(
-        f"the checkpoint holds {len(positions)} ranks' own data positions, which "
-        f"cannot be shared out over {world}: resume it with {len(positions)} "
-        "processes")
 
 
 class _Run:

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from llm_from_scratch import __version__
-from llm_from_scratch.config.profiles import (PROFILE_NAMES, DPOSizes, SFTSizes,
-                                              TrainSizes, UnknownProfileError,
+from llm_from_scratch.config.profiles import (PROFILE_NAMES, UnknownProfileError,
                                               get_profile)
+from llm_from_scratch.config.sizes import DPOSizes, SFTSizes, TrainSizes
 from llm_from_scratch.config.runtime import artifacts_dir, pick_device
 from llm_from_scratch.data.corpus import DataNotFoundError, local_data_dir
 from llm_from_scratch.data.corpus import EOT as EOT_TEXT
@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             PairsFormatError) as exc:
         print(f"llmfs: error: {exc}", file=sys.stderr)
         return 2
-    except FloatingPointError as exc:  # train.NonFiniteLossError: its diagnosis
+    except FloatingPointError as exc:  # training.diagnosis.NonFiniteLossError: its diagnosis
         print(f"llmfs: training stopped: {exc}", file=sys.stderr)
         return 3
 

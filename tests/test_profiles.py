@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_from_scratch.config.profiles import (PROFILE_NAMES, PROFILES, Profile,
+from llm_from_scratch.config.profiles import (PROFILE_NAMES, PROFILES,
                                               UnknownProfileError, get_profile,
                                               resolve_profile_name)
+from llm_from_scratch.config.sizes import Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 

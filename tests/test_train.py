@@ -29,8 +29,8 @@ from llm_from_scratch.model.gpt import GPT, GPTConfig
 from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from llm_from_scratch.training.precision import LossScaler
 from llm_from_scratch.config.training import TrainConfig
-from llm_from_scratch.training.loop import (NonFiniteLossError, evaluate,
-                                            next_token_loss, train, train_step)
+from llm_from_scratch.training.diagnosis import NonFiniteLossError
+from llm_from_scratch.training.loop import evaluate, next_token_loss, train, train_step
 
 ROOT = Path(__file__).resolve().parent.parent
 V, T = 61, 16

@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT))  # the package and tools of this checkout, not ano
 
 from llm_from_scratch.book.claims import BUSY, FAILED, HELD  # noqa: E402
 from llm_from_scratch.book.figures import Entry, book_outline  # noqa: E402
-from llm_from_scratch.config.profiles import (PROFILES, UnknownProfileError,
-                                              resolve_profile_name)  # noqa: E402
+from llm_from_scratch.config.profiles import (PROFILES,  # noqa: E402
+                                              UnknownProfileError,
+                                              resolve_profile_name)
 from tools import export  # noqa: E402
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

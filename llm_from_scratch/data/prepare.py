@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llm_from_scratch.config.profiles import Profile, get_profile
+from llm_from_scratch.config.profiles import get_profile
+from llm_from_scratch.config.sizes import Profile
 from llm_from_scratch.config.runtime import artifacts_dir, progress
 from llm_from_scratch.data.corpus import (EOT, SPLITS, TokenWindows, clean_stories,
                                           hub_dataset, load_stories, local_data_dir,

@@ -64,6 +64,7 @@ from llm_from_scratch.io.checkpoint import load_latest, save_checkpoint
 from llm_from_scratch.io.runs import RUN_FILE, MetricsLog, write_run_files
 from llm_from_scratch.io.signals import StopOnSignal
 from llm_from_scratch.model.gpt import GPTConfig, model_record
+from llm_from_scratch.training.diagnosis import NonFiniteLossError, diagnose_non_finite
 from llm_from_scratch.training.distributed import (Sharding, _no_sync, _to, all_reduce,
                                                    data_position, data_rank_and_world,
                                                    rank_and_world, syncs_gradients,
@@ -123,44 +124,6 @@ def evaluate(model: nn.Module, batches: Iterable, precision: str = "fp32",
         out.update(bytes=int(n_bytes),
                    bpb=bits_per_byte(out["loss"], int(n_targets), int(n_bytes)))
     return out
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training stopped because the loss or the gradients were no longer finite."""
-
-
-def diagnose_non_finite(model: nn.Module, what: str, step: int, lr: float,
-                        recent: list[float], precision: str,
-                        checkpoint: Path | None) -> str:
-    """A message that says what went non-finite, where, and what usually causes it."""
-    def names(bad):
-        more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
-        return ", ".join(bad[:4]) + more
-
-    params = list(unwrap(model).named_parameters())
-    bad_w = [n for n, p in params if not torch.isfinite(p).all()]
-    bad_g = [n for n, p in params
-             if p.grad is not None and not torch.isfinite(p.grad).all()]
-    lines = [f"{what} at step {step + 1} (lr {lr:.3g}, precision {precision})."]
-    if recent:
-        lines.append("Losses of the last steps: "
-                     + ", ".join(f"{x:.3f}" for x in recent))
-    if bad_w:
-        lines.append(f"Weights already non-finite: {names(bad_w)}. An earlier update "
-                     "(or the initialisation) broke them; lowering the learning rate "
-                     "or restoring a checkpoint is the way back.")
-    elif bad_g:
-        lines.append(f"Non-finite gradients in: {names(bad_g)}.")
-    if len(recent) >= 3 and recent[-1] > 1.5 * min(recent):
-        lines.append("The loss was rising: the learning rate is probably too high "
-                     "(lower it, lengthen the warmup, keep gradient clipping on).")
-    if precision == "fp16":
-        lines.append("fp16 overflows above 65504: train in bf16, or check that "
-                     "the activations stay small (loss scaling protects gradients "
-                     "only).")
-    lines.append(f"Last good checkpoint: {checkpoint}." if checkpoint
-                 else "No checkpoint was written before this step.")
-    return "\n".join(lines)
 
 
 @dataclass

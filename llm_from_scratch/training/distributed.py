@@ -5,6 +5,16 @@
 07 fill it in): the plain model inside a wrapper, this process's rank and the
 data-parallel group's, sums over ranks, skipping a gradient all-reduce, and
 ``Sharding``, the hooks a sharded method gives the loop.
+
+Under ``torch.distributed`` each rank passes its own batches; losses, target counts
+and metrics are summed over ranks; DDP's ``no_sync`` (FSDP2's
+``set_requires_gradient_sync``) skips the gradient all-reduce on all but the last
+micro-batch; the wrapper is expected to average gradients over ranks, as DDP and FSDP
+do (or an engine's hooks do it all: ``Sharding``); only rank 0 writes checkpoints,
+logs and samples, from the whole state that every rank helps to gather. Each rank's
+data position is saved; a resume under another world size (or parallel method)
+continues when the position is global, as ShuffledBatches' is, and is refused in one
+line when it is not.
 """
 
 from __future__ import annotations
@@ -58,14 +68,14 @@ def all_reduce(values: list[float], device, op: str = "sum",
     return t.tolist()
 
 
-def _to(batch, device):
+def to_device(batch, device):
     """A batch with every tensor in it (tuple, list, dict) on ``device``."""
     if torch.is_tensor(batch):
         return batch.to(device)
     if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):
-        return type(batch)(_to(v, device) for v in batch)
+        return type(batch)(to_device(v, device) for v in batch)
     return batch
 
 
@@ -75,7 +85,7 @@ def syncs_gradients(model: nn.Module) -> bool:
     return hasattr(model, "no_sync") or hasattr(model, "set_requires_gradient_sync")
 
 
-def _no_sync(model: nn.Module, skip: bool):
+def no_sync(model: nn.Module, skip: bool):
     """Skip the gradient all-reduce of this backward (DDP, FSDP2) when ``skip``."""
     model = getattr(model, "_orig_mod", model)  # through torch.compile
     if hasattr(model, "no_sync"):  # DDP, FSDP1

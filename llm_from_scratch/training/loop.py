@@ -19,15 +19,8 @@ steps and returns a ``TrainResult``. Its contract:
   runs out); tensors in a tuple, list or dict are moved to the model's device. Its
   position is saved in every checkpoint (its ``state_dict`` when it has one, else
   the batches consumed). ``val_data``: a re-iterable of batches for ``evaluate``.
-- Under ``torch.distributed`` each rank passes its own batches; losses, target
-  counts and metrics are summed over ranks; DDP's ``no_sync`` (FSDP2's
-  ``set_requires_gradient_sync``) skips the gradient all-reduce on all but the last
-  micro-batch; the wrapper is expected to average gradients over ranks, as DDP and
-  FSDP do (or an engine's hooks do it all: ``Sharding``); only rank 0 writes
-  checkpoints, logs and samples, from the whole state that every rank helps to
-  gather. Each rank's data position is saved; a resume under another world size
-  (or parallel method) continues when the position is global, as
-  ShuffledBatches' is, and is refused in one line when it is not.
+- Under ``torch.distributed`` each rank passes its own batches, and only rank 0
+  writes checkpoints, logs and samples (``training.distributed`` says the rest).
 - ``out_dir`` is the run folder: ``run.json`` (model and training configuration),
   the files of ``run_files`` (e.g. ``tokenizer.json``), ``metrics.jsonl`` and the
   last ``config.keep_checkpoints`` checkpoints. A run resumes from its newest sound
@@ -65,10 +58,10 @@ from llm_from_scratch.io.runs import RUN_FILE, MetricsLog, write_run_files
 from llm_from_scratch.io.signals import StopOnSignal
 from llm_from_scratch.model.gpt import GPTConfig, model_record
 from llm_from_scratch.training.diagnosis import NonFiniteLossError, diagnose_non_finite
-from llm_from_scratch.training.distributed import (Sharding, _no_sync, _to, all_reduce,
-                                                   data_position, data_rank_and_world,
+from llm_from_scratch.training.distributed import (Sharding, all_reduce, data_position,
+                                                   data_rank_and_world, no_sync,
                                                    rank_and_world, syncs_gradients,
-                                                   unwrap)
+                                                   to_device, unwrap)
 from llm_from_scratch.training.metrics import IGNORE_INDEX, bits_per_byte, target_bytes
 from llm_from_scratch.training.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from llm_from_scratch.training.precision import (LossScaler, autocast, choose_precision,
@@ -109,7 +102,7 @@ def evaluate(model: nn.Module, batches: Iterable, precision: str = "fp32",
     device = next(unwrap(model).parameters()).device
     nats, n_targets, n_bytes = 0.0, 0.0, 0
     for batch in batches:
-        batch = _to(batch, device)
+        batch = to_device(batch, device)
         with autocast(device, precision):
             loss_sum, n = loss_fn(model, batch)
         nats += float(loss_sum)
@@ -175,7 +168,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
         group["lr"] = lr
     loss_total, n_total, ref = 0.0, 0.0, None
     if sharding.schedule:  # a pipeline runs every micro-batch's forward and backward
-        batches = [_to(next_batch(), device) for _ in range(config.grad_accum)]
+        batches = [to_device(next_batch(), device) for _ in range(config.grad_accum)]
         n = float((batches[0][1] != IGNORE_INDEX).sum())  # (x, y) batches
         ref = max(1.0, all_reduce([n], device, "max")[0])
         with autocast(device, config.precision):
@@ -184,9 +177,9 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
         if not math.isfinite(loss_total):
             return {"lr": lr, "bad": f"The loss is {loss_total}"}
     for i in range(0 if sharding.schedule else config.grad_accum):
-        batch = _to(next_batch(), device)
+        batch = to_device(next_batch(), device)
         skip = i < config.grad_accum - 1  # all-reduce once, after the last
-        with contextlib.nullcontext() if engine else _no_sync(model, skip):
+        with contextlib.nullcontext() if engine else no_sync(model, skip):
             with autocast(device, config.precision):
                 loss_sum, n = loss_fn(model, batch)
             if not torch.isfinite(loss_sum):

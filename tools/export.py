@@ -1,7 +1,7 @@
 """Export the package from the chapters: one source of truth.
 
-A code cell whose first line is ``#| export <module>`` is written to
-``llm_from_scratch/<module>.py``. Cells go in chapter order (the numbered chapters
+A code cell whose first line is ``#| export <wing>.<module>`` is written to
+``llm_from_scratch/<wing>/<module>.py``. Cells go in chapter order (the numbered chapters
 ``NN_name.ipynb``, then the appendices ``A_name.ipynb``, ``B_name.ipynb``...), then
 cell order; a module may collect cells from several chapters. Every generated module
 starts with a header that names its chapters, so nobody edits it by hand.

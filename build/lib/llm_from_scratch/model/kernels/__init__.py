@@ -1,0 +1,1 @@
+"""Kernels: attention computed tile by tile, in PyTorch and in Triton (chapter 02)."""

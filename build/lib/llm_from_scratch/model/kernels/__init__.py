@@ -1,1 +1,0 @@
-"""Kernels: attention computed tile by tile, in PyTorch and in Triton (chapter 02)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import itertools
 import json
 import os
 import platform
@@ -34,7 +33,7 @@ CHAPTERS = SOURCE / "chapters"
 BUILD = SOURCE / "_build"
 sys.path.insert(0, str(ROOT))  # the package and tools of this checkout, not another
 
-from llm_from_scratch.book.claims import BUSY, FAILED, HELD  # noqa: E402
+from llm_from_scratch.book.claims import BUSY, read_claims  # noqa: E402
 from llm_from_scratch.book.figures import Entry, book_outline  # noqa: E402
 from llm_from_scratch.config.profiles import (PROFILES,  # noqa: E402
                                               UnknownProfileError,
@@ -139,16 +138,12 @@ def claims_in(nb: dict) -> tuple[int, list[str], list[str]]:
         for out in cell.get("outputs", []):
             if out.get("output_type") != "stream":
                 continue
-            lines = _text(out.get("text", "")).splitlines()
-            for i, line in enumerate(lines):
-                held += line.startswith(HELD)
-                if line.startswith(FAILED):  # with its indented continuation lines
-                    more = itertools.takewhile(lambda x: x.startswith("    "),
-                                               lines[i + 1:])
-                    failed.append(" ".join([line[len(FAILED):].strip(),
-                                            *(x.strip() for x in more)]))
-                if BUSY in line:
-                    busy.append(line.strip())
+            text = _text(out.get("text", ""))
+            for claim in read_claims(text):
+                held += claim["held"]
+                if not claim["held"]:
+                    failed.append(claim["line"])
+            busy += [line.strip() for line in text.splitlines() if BUSY in line]
     return held, failed, busy
 
 

@@ -14,10 +14,10 @@ by construction (04's minimal loop, 10's bits per byte) runs once per seed.
 
 The runs write into copies of the artifacts folder (``--home``), one per chapter, so
 the book's own artifacts (chapter 08's exported model, say) are never replaced by a
-sweep's. Claims are recorded, not raised (``LLMFS_CLAIMS=record``). The report gives,
-for each claim, in how many runs it held and the range of every value it measured; the runs'
-notebooks and a JSON record stay in ``--out`` (an executed run is reused unless
-``--force``). The exit status is 1 when a claim failed in any run.
+sweep's. Claims are recorded, not raised (``LLMFS_CLAIMS=record``). The report
+gives, for each claim, in how many runs it held and the range of every value it
+measured; the runs' notebooks and a JSON record stay in ``--out`` (an executed run is
+reused unless ``--force``). The exit status is 1 when a claim failed in any run.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 sys.path.insert(0, str(ROOT))
 
-from llm_from_scratch.book.claims import FAILED, HELD  # noqa: E402
+from llm_from_scratch.book.claims import read_claims  # noqa: E402
 
 # chapter prefix -> (LLMFS_SEED scope, LLMFS_PRECISION scope or None when fixed)
 SCOPES = {
@@ -46,7 +46,6 @@ SCOPES = {
     "A": ("chapter", "chapter"),
 }
 PRECISIONS = ("bf16", "fp32")
-CLAIM = re.compile(rf"^({re.escape(HELD)}|{re.escape(FAILED)}) (.*)$")
 
 
 def chapter_file(prefix: str) -> Path:
@@ -66,37 +65,10 @@ def through_last_claim(nb: dict) -> dict:
 
 
 def claim_lines(nb: dict) -> list[dict]:
-    """Every claim printed in an executed notebook: held, text and measured values."""
-    found = []
-    for cell in nb["cells"]:
-        for out in cell.get("outputs", []):
-            text = "".join(out.get("text", "")) if out.get("name") == "stdout" else ""
-            lines = []
-            for line in text.splitlines():  # claims wrap with a 4-space indent
-                if line.startswith("    ") and lines:
-                    lines[-1] += " " + line.strip()
-                else:
-                    lines.append(line)
-            for line in lines:
-                m = CLAIM.match(line)
-                if m:
-                    found.append(parse_claim(m.group(1) == HELD, m.group(2)))
-    return found
-
-
-def parse_claim(held: bool, body: str) -> dict:
-    values = {}
-    if body.endswith(")") and " (" in body:
-        head, _, tail = body.rpartition(" (")
-        pairs = [p.split(" = ", 1) for p in tail[:-1].split(", ")]
-        if all(len(p) == 2 for p in pairs):
-            body = head
-            for key, value in pairs:
-                try:
-                    values[key] = float(value)
-                except ValueError:
-                    values[key] = value
-    return {"held": held, "text": body, "measured": values}
+    """Every claim printed to stdout in an executed notebook (``read_claims``)."""
+    return [claim for cell in nb["cells"] for out in cell.get("outputs", [])
+            if out.get("name") == "stdout"
+            for claim in read_claims("".join(out.get("text", "")))]
 
 
 def sweep_home(source: Path, profile: str, out: Path, prefix: str) -> Path:
@@ -130,16 +102,14 @@ def run_one(chapter: Path, profile: str, seed: int, precision: str | None,
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     if precision:
         env["LLMFS_PRECISION"] = f"{precision_scope}={precision}"
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits the environment
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(cut), str(dest), parameters={"profile": profile},
-                                   cwd=str(CHAPTERS), kernel_name="python3",
-                                   progress_bar=False)
+        with mock.patch.dict(os.environ, env):  # the kernel inherits the environment
+            papermill.execute_notebook(str(cut), str(dest),
+                                       parameters={"profile": profile},
+                                       cwd=str(CHAPTERS), kernel_name="python3",
+                                       progress_bar=False)
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         cut.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     nb = json.loads(dest.read_text())

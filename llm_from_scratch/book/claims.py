@@ -12,11 +12,13 @@ measured. What a ✘ does depends on who runs the chapter (``LLMFS_CLAIMS``):
 - ``record`` (``make book``): print the ✘ and go on; the build finds it in the
   outputs, lists it in *About this build* and exits non-zero at the end;
 - ``warn`` (a learner running cells; the default): print the ✘ and go on.
-``load_note`` states the load a timing ran under.
+``load_note`` states the load a timing ran under; ``read_claims`` reads printed claims
+back (the book build and ``tools/claims_sweep.py`` use it).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import textwrap
@@ -76,3 +78,29 @@ def load_note(cores: int | None = None) -> str:
     if load > cores:  # printed with the timings; the book build lists such notes
         note += f"; {BUSY} other work shared the cores"
     return note
+
+
+def read_claims(text: str) -> list[dict]:
+    """Every claim printed in ``text``: ``held``, the ``line`` after the mark (its
+    wrapped continuation lines joined), its ``text`` and the ``measured`` values
+    (numbers as floats)."""
+    found, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        mark = next((m for m in (HELD, FAILED) if line.startswith(m)), None)
+        if mark is None:
+            continue
+        more = itertools.takewhile(lambda x: x.startswith("    "), lines[i + 1:])
+        body = " ".join([line[len(mark):].strip(), *(x.strip() for x in more)])
+        claim_text, measured = body, {}
+        head, _, tail = body.rpartition(" (")
+        pairs = [p.split(" = ", 1) for p in tail.removesuffix(")").split(", ")]
+        if head and body.endswith(")") and all(len(p) == 2 for p in pairs):
+            claim_text = head
+            for key, value in pairs:
+                try:
+                    measured[key] = float(value)
+                except ValueError:
+                    measured[key] = value
+        found.append({"held": mark == HELD, "line": body, "text": claim_text,
+                      "measured": measured})
+    return found

@@ -177,7 +177,7 @@ def save_card(rows: Sequence[dict], path: str | Path, **about) -> Path:
     return path
 
 
-LOCAL_TASKS = ("bpb", "cloze", "final_word", "instruct", "samples")
+LOCAL_TASKS = (*TASKS, "samples")  # what the package writes, and the sample statistics
 
 
 def evaluate_model(path: str | Path, tasks: Sequence[str], profile="auto", *,

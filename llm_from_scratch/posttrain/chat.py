@@ -255,7 +255,9 @@ def converse(model, tokenizer, lines: Iterable[str], write: Callable[[str], None
                      f"holds {ctx}: shorten it")
             replies.append(None)
             continue
-        new = min(ctx - len(prompt), max_new_tokens or ctx)
+        new = ctx - len(prompt)
+        if max_new_tokens is not None:
+            new = min(new, max_new_tokens)
         produced: list[int] = []
 
         def tokens():
